@@ -8,7 +8,7 @@ seeded train/validation/test parts; ``Dataset.loaders`` wraps them in
 from __future__ import annotations
 
 from dlbook.data._split import Dataset, Split
-from dlbook.data.glyphs import GlyphConfig, glyphs
+from dlbook.data.fonts import GlyphConfig, glyphs
 from dlbook.data.tabular import breast_cancer, digits, iris, wine
 from dlbook.data.toy import blobs, circles, imbalanced, linear_regression, moons
 
