@@ -14,6 +14,11 @@ showing stale outputs. This extension closes that gap:
 3. It registers the dependency files with Sphinx, so a page is re-read when
    one of them changes even though its own source did not.
 
+It also serves MathJax from the site itself: the build copies MathJax 3 from
+the ``django-static-mathjax`` package (plain files, no Django needed) into
+``_static/mathjax``, and ``_config.yml`` points ``mathjax_path`` there, so math
+renders with no network and from ``file://``.
+
 The ``dlbook-build-report`` directive renders, at write time, a table of every
 executed page: status, how it was obtained (executed now or from the cache),
 run time, and the device, torch version and time it ran.
@@ -261,7 +266,40 @@ def _build_device() -> str:
     return f"torch {torch.__version__}, {describe_device()}"
 
 
+#: The parts of MathJax's es5 build the site needs: the combined TeX/MathML to
+#: CommonHTML component, its fonts, the TeX extensions it loads on demand, and
+#: the menu and accessibility components (with the speech rule engine).
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output/chtml", "a11y", "ui", "sre", "adaptors")
+
+
+def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    """build-finished: put MathJax into _static/mathjax unless it is there already."""
+    if exception is not None or app.builder.format != "html":
+        return
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "MathJax is missing: install requirements.txt (package django-static-mathjax) "
+            "so the site can serve math without a CDN"
+        )
+    source = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        src, dst = source / part, target / part
+        if dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("build-finished", _copy_mathjax)
     app.connect("builder-inited", _setup_environment)
     app.connect("source-read", _inject)
     app.add_node(BuildReportNode)
