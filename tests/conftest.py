@@ -11,6 +11,22 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(scope="session")
+def built_site():
+    """Build the book once per session (``make html``, network blocked), reusing
+    ``_build`` and its execution cache like ``make book`` does.
+
+    Returns the completed process and the build's wall time in seconds.
+    """
+    import time
+
+    from tests.test_book_build import ROOT, run_build
+
+    start = time.perf_counter()
+    result = run_build(ROOT)
+    return result, time.perf_counter() - start
+
+
 def _is_local(address: object) -> bool:
     if isinstance(address, (str, bytes)):  # an AF_UNIX path
         return True

@@ -34,6 +34,7 @@ def _load_extension(root: Path = ROOT):
 def run_build(book_root: Path) -> subprocess.CompletedProcess:
     """``make html`` on ``book_root`` with the network blocked for every process."""
     env = dict(os.environ, PYTHONPATH=str(NETBLOCK), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("MPLBACKEND", None)  # the test session's Agg must not reach the kernels
     return subprocess.run(
         ["make", "-s", "-C", str(ROOT), "html", f"BOOK_ROOT={book_root}"],
         capture_output=True, text=True, env=env, timeout=3000,
@@ -103,6 +104,7 @@ def _scratch_book(tmp_path: Path, pages: dict[str, str]) -> Path:
     shutil.copy(ROOT / "_config.yml", root)
     shutil.copy(ROOT / "references.bib", root)
     shutil.copy(ROOT / "book" / "_ext" / "dlbook_build.py", root / "book" / "_ext")
+    shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static")
     shutil.copytree(ROOT / "dlbook", root / "dlbook", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "intro.md").write_text("# Scratch\n\nA scratch book for the build tests.\n")
     chapters = ""

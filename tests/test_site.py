@@ -89,10 +89,8 @@ class _Scan(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def built():
-    start = time.perf_counter()
-    result = run_build(ROOT)
-    return result, time.perf_counter() - start
+def built(built_site):
+    return built_site
 
 
 @pytest.mark.build
@@ -116,6 +114,9 @@ def test_every_page_has_its_outputs_and_no_errors(built):
         scan.feed(text)
         if _has_code(name) and "/back/" not in name:
             assert scan.outputs > 0, f"{name}: no cell outputs in the HTML"
+            figures = _source(name).read_text().count("  figure:\n")
+            plotted = sum("_images/" in (image.get("src") or "") for image in scan.images)
+            assert plotted >= figures, f"{name}: {figures} figure cells but {plotted} images in the HTML"
             assert scan.errors == 0 and "Traceback (most recent call last)" not in text, f"{name}: error output"
             checked += 1
         for image in scan.images:

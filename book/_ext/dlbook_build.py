@@ -131,6 +131,9 @@ def _digest(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+BUILD_CELL_MARK = "# Added by the build (book/_ext/dlbook_build.py)"
+
+
 def _inject(app: Sphinx, docname: str, source: list[str]) -> None:
     """source-read: key the page's cache entry on its dlbook dependencies."""
     text = source[0]
@@ -143,7 +146,7 @@ def _inject(app: Sphinx, docname: str, source: list[str]) -> None:
     source[0] = (
         text.rstrip("\n")
         + "\n\n```{code-cell} ipython3\n:tags: [remove-cell]\n\n"
-        + "# Added by the build (book/_ext/dlbook_build.py): the hash keys this page's\n"
+        + BUILD_CELL_MARK + ": the hash keys this page's\n"
         + "# execution cache on the dlbook sources it uses; record() logs the device.\n"
         + "import dlbook._buildinfo\n\n"
         + f"dlbook._buildinfo.record({docname!r}, {digest!r})\n```\n"
@@ -158,7 +161,9 @@ def _setup_environment(app: Sphinx) -> None:
     _STARTED = time.time()
     os.environ["DLBOOK_BUILD"] = "1"
     os.environ["DLBOOK_BUILD_RECORD_DIR"] = str(records)
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # Figures must reach the page: a non-interactive backend inherited from the
+    # caller (a test run sets Agg) would make plt.show() display nothing.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 
 class BuildReportNode(nodes.General, nodes.Element):
@@ -298,8 +303,61 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             shutil.copy2(src, dst)
 
 
+def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """html-page-context: drop scripts registered twice (sphinx-thebe's inline
+    config is, under Jupyter Book, which makes browsers report a redeclared
+    ``const``)."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        key = (getattr(script, "filename", script) or "", getattr(script, "attributes", {}).get("body"))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    # In place: later handlers (MathJax among them) add to this same list.
+    context["script_files"][:] = unique
+
+
+#: The theme stores the reader's light/dark choice in localStorage and logs a
+#: console error on a first visit, when there is none; start such readers on "auto".
+THEME_MODE_DEFAULT = "if (!localStorage.getItem('mode')) { document.documentElement.dataset.mode = 'auto'; }"
+
+
+def _write_downloads(app: Sphinx, exception: Exception | None) -> None:
+    """build-finished: make each page's ``.ipynb`` download carry its outputs.
+
+    The theme offers ``_sources/<page>.ipynb``, copied from the notebook MyST-NB
+    writes; when a page's outputs came from the execution cache, that notebook
+    has none (MyST-NB writes the unexecuted copy). Merge the cached outputs in,
+    and leave out the build's own hidden cell.
+    """
+    if exception is not None or app.builder.format != "html":
+        return
+    import nbformat
+    from jupyter_cache import get_cache
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    cache = get_cache(app.env.mystnb_config.execution_cache_path)  # as resolved by MyST-NB
+    executed = Path(app.outdir).parent / "jupyter_execute"
+    for docname, data in NbMetadataCollector.get_doc_data(app.env).items():
+        source = executed / f"{docname}.ipynb"
+        if not data.get("exec_data") or not source.is_file():
+            continue
+        notebook = nbformat.read(source, as_version=4)
+        try:
+            _, notebook = cache.merge_match_into_notebook(notebook)
+        except KeyError:
+            pass  # executed in this build: the notebook already has its outputs
+        notebook.cells = [c for c in notebook.cells if not c.source.startswith(BUILD_CELL_MARK)]
+        target = Path(app.outdir) / "_sources" / f"{docname}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, target)
+
+
 def setup(app: Sphinx) -> dict:
+    app.connect("build-finished", _write_downloads)
+    app.add_js_file(None, body=THEME_MODE_DEFAULT, priority=100)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("html-page-context", _dedupe_scripts, priority=100)  # before handlers that end the event
     app.connect("builder-inited", _setup_environment)
     app.connect("source-read", _inject)
     app.add_node(BuildReportNode)
