@@ -11,7 +11,7 @@ BOOK_ROOT ?= .
 JB_FLAGS ?= --warningiserror --nitpick --keep-going
 STAMP  := $(VENV)/.installed
 
-.PHONY: book html test test-fast serve clean help
+.PHONY: book html test test-fast browser serve clean help
 
 help:
 	@echo "make book        install (if needed) and build the executed site into _build/html"
@@ -36,8 +36,19 @@ html:
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter-book build $(BOOK_ROOT) $(JB_FLAGS); \
 	rc=$$?; echo "book build finished in $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium. Install it when we can (root with
+# apt); otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "could not install chromium: the browser tests will skip"; \
+	  else echo "no chromium and no way to install it: the browser tests will skip"; fi; }
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not build"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import http.server
-import shutil
 import threading
 from pathlib import Path
 
@@ -28,18 +27,6 @@ from tests.test_site import HTML, ROOT, _has_code, toc_files
 pytestmark = pytest.mark.build
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("no Chromium on this machine: install Debian's 'chromium' package "
-                    "(make test does so when it can) to run the browser tests")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +40,6 @@ def server(built_site):
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")
-    executable = _chromium()
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class Visit:
