@@ -1,0 +1,426 @@
+"""Classification metrics with scikit-learn's conventions (Part 7, "Evaluating classifiers").
+
+Every function takes label (or score) arrays — torch tensors, NumPy arrays or
+lists — with scikit-learn's signature ``metric(y_true, y_pred)`` and returns
+the same numbers as ``sklearn.metrics``; the tests compare them on many random
+inputs, ties and edge cases included. Where this module deliberately differs,
+the docstring says so: labels outside ``labels=`` and a single-class ROC raise
+a ``ValueError`` instead of being dropped or warned about, and
+``zero_division`` defaults to ``0.0`` (the value scikit-learn's ``"warn"``
+returns) without a warning.
+
+These metrics work on *labels*. :func:`dlbook.train.accuracy` is different: it
+takes a batch of model outputs (logits) and targets inside the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+
+__all__ = [
+    "accuracy", "confusion_matrix", "precision_recall_fscore", "precision", "recall", "f1_score",
+    "roc_curve", "roc_auc", "precision_recall_curve", "average_precision",
+    "bootstrap_ci", "paired_difference_ci",
+]
+
+ArrayLike = torch.Tensor | np.ndarray | Sequence
+Average = Literal["binary", "micro", "macro", "weighted"] | None
+
+
+def _as_1d(name: str, x: ArrayLike) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"expected {name} of shape (N,), got {arr.shape}")
+    return arr
+
+
+def _pair(
+    y_true: ArrayLike, y_other: ArrayLike, other: str = "y_pred"
+) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _as_1d("y_true", y_true), _as_1d(other, y_other)
+    if len(a) != len(b):
+        raise ValueError(f"y_true and {other} must have the same length, got {len(a)} and {len(b)}")
+    if len(a) == 0:
+        raise ValueError("got empty inputs: a metric needs at least one example")
+    return a, b
+
+
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike, *, normalize: bool = True) -> float:
+    """The fraction (or, with ``normalize=False``, the number) of correct labels.
+
+    Like ``sklearn.metrics.accuracy_score``. Not to be confused with
+    :func:`dlbook.train.accuracy`, which takes logits inside the training loop.
+
+    >>> accuracy([0, 1, 2, 2], [0, 2, 2, 2])
+    0.75
+    """
+    a, b = _pair(y_true, y_pred)
+    correct = int((a == b).sum())
+    return correct / len(a) if normalize else float(correct)
+
+
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, *, labels: ArrayLike | None = None
+) -> torch.Tensor:
+    """Counts ``C[i, j]`` of examples of true class ``labels[i]`` predicted as ``labels[j]``.
+
+    Rows are true classes, columns predicted classes, as in scikit-learn. For
+    binary labels ``[0, 1]`` that is ``[[TN, FP], [FN, TP]]``.
+
+    Args:
+        y_true: true labels, shape ``(N,)``.
+        y_pred: predicted labels, shape ``(N,)``.
+        labels: the classes, in the order of the rows; by default the sorted
+            union of the labels in ``y_true`` and ``y_pred``.
+
+    Returns:
+        An int64 tensor of shape ``(K, K)``.
+
+    Raises:
+        ValueError: on mismatched lengths, or a label not in ``labels``
+            (scikit-learn silently drops such examples).
+
+    >>> confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0])
+    tensor([[2, 0],
+            [1, 1]])
+    """
+    a, b = _pair(y_true, y_pred)
+    classes = np.union1d(a, b) if labels is None else _as_1d("labels", labels)
+    if len(np.unique(classes)) != len(classes) or len(classes) == 0:
+        raise ValueError(f"labels must be non-empty and distinct, got {classes.tolist()}")
+    for name, arr in (("y_true", a), ("y_pred", b)):
+        outside = np.setdiff1d(arr, classes)
+        if len(outside):
+            raise ValueError(
+                f"{name} has labels {outside.tolist()[:5]} not in the classes {classes.tolist()}"
+            )
+    index = {c: k for k, c in enumerate(classes.tolist())}
+    rows = np.array([index[v] for v in a.tolist()])
+    cols = np.array([index[v] for v in b.tolist()])
+    K = len(classes)
+    counts = np.bincount(rows * K + cols, minlength=K * K).reshape(K, K)  # (K, K)
+    return torch.as_tensor(counts, dtype=torch.int64)
+
+
+def _divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarray:
+    out = np.full(num.shape, float(zero_division))
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def precision_recall_fscore(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    average: Average = "binary",
+    pos_label: int | str = 1,
+    labels: ArrayLike | None = None,
+    zero_division: float = 0.0,
+) -> tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray]:
+    r"""Precision, recall and F1, as scikit-learn's ``precision_recall_fscore_support``.
+
+    Per class, :math:`P = TP / (TP + FP)`, :math:`R = TP / (TP + FN)` and
+    :math:`F_1 = 2TP / (2TP + FP + FN)` (the harmonic mean of P and R).
+
+    Args:
+        y_true: true labels, shape ``(N,)``.
+        y_pred: predicted labels, shape ``(N,)``.
+        average: ``"binary"`` reports the class ``pos_label`` only (there may be
+            at most two classes); ``"micro"`` pools the counts of all classes;
+            ``"macro"`` averages the per-class scores; ``"weighted"`` averages
+            them weighted by each class's number of true examples; ``None``
+            returns the per-class arrays.
+        pos_label: the positive class for ``average="binary"``.
+        labels: the classes to include (default: the sorted union of both arrays).
+        zero_division: the value of a ratio whose denominator is 0 (``0.0``,
+            ``1.0`` or ``nan``); scikit-learn's default ``"warn"`` gives ``0.0``.
+
+    Returns:
+        ``(precision, recall, f1)``: floats, or arrays of shape ``(K,)`` when
+        ``average`` is ``None``.
+
+    Raises:
+        ValueError: on mismatched lengths, an unknown ``average``, or more
+            than two classes (or a missing ``pos_label``) with ``average="binary"``.
+    """
+    if average not in ("binary", "micro", "macro", "weighted", None):
+        raise ValueError(
+            f"average must be 'binary', 'micro', 'macro', 'weighted' or None, got {average!r}"
+        )
+    a, b = _pair(y_true, y_pred)
+    present = np.union1d(a, b)
+    if average == "binary":
+        if len(present) > 2:
+            raise ValueError(
+                f"average='binary' needs at most two classes, got {len(present)}: "
+                f"{present.tolist()[:10]}; choose average='micro', 'macro', 'weighted' or None"
+            )
+        if pos_label not in present.tolist() and len(present) >= 2:
+            raise ValueError(
+                f"pos_label={pos_label!r} is not a valid label: it should be one of {present.tolist()}"
+            )
+        classes = np.array([pos_label])
+    else:
+        classes = present if labels is None else _as_1d("labels", labels)
+    # Per-class counts, vectorized over the classes: (K, N) comparisons.
+    is_true = a[None, :] == classes[:, None]  # (K, N)
+    is_pred = b[None, :] == classes[:, None]  # (K, N)
+    tp = (is_true & is_pred).sum(axis=1).astype(float)  # (K,)
+    fp = (~is_true & is_pred).sum(axis=1).astype(float)
+    fn = (is_true & ~is_pred).sum(axis=1).astype(float)
+    support = tp + fn
+    if average == "micro":
+        tp, fp, fn = tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True)
+    # P = TP / (TP + FP), R = TP / (TP + FN), F1 = 2 TP / (2 TP + FP + FN)
+    p = _divide(tp, tp + fp, zero_division)
+    r = _divide(tp, tp + fn, zero_division)
+    f = _divide(2 * tp, 2 * tp + fp + fn, zero_division)
+    if average is None:
+        return p, r, f
+    if average == "weighted":
+        if support.sum() == 0:
+            return (float(zero_division),) * 3
+        p_w, r_w, f_w = (float(np.average(m, weights=support)) for m in (p, r, f))
+        return p_w, r_w, f_w
+    return float(p.mean()), float(r.mean()), float(f.mean())
+
+
+def precision(y_true: ArrayLike, y_pred: ArrayLike, **kwargs) -> float | np.ndarray:
+    """Of the examples predicted positive, the fraction that are: ``TP / (TP + FP)``.
+
+    Takes the keyword arguments of :func:`precision_recall_fscore`.
+
+    >>> precision([0, 1, 1, 0], [1, 1, 0, 0])
+    0.5
+    """
+    return precision_recall_fscore(y_true, y_pred, **kwargs)[0]
+
+
+def recall(y_true: ArrayLike, y_pred: ArrayLike, **kwargs) -> float | np.ndarray:
+    """Of the positive examples, the fraction found: ``TP / (TP + FN)``.
+
+    Takes the keyword arguments of :func:`precision_recall_fscore`.
+    """
+    return precision_recall_fscore(y_true, y_pred, **kwargs)[1]
+
+
+def f1_score(y_true: ArrayLike, y_pred: ArrayLike, **kwargs) -> float | np.ndarray:
+    """The harmonic mean of precision and recall, ``2TP / (2TP + FP + FN)``.
+
+    Takes the keyword arguments of :func:`precision_recall_fscore`.
+    """
+    return precision_recall_fscore(y_true, y_pred, **kwargs)[2]
+
+
+def _binary_counts(
+    y_true: ArrayLike, y_score: ArrayLike, pos_label: int | str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positives when predicting positive for score >= each distinct threshold."""
+    a, s = _pair(y_true, y_score, "y_score")
+    classes = np.unique(a)
+    if pos_label is None:
+        if not (set(classes.tolist()) <= {0, 1} or set(classes.tolist()) <= {-1, 1}):
+            raise ValueError(
+                f"y_true has labels {classes.tolist()}: pass pos_label, or use {{0, 1}} or {{-1, 1}}"
+            )
+        pos_label = 1
+    if len(classes) > 2:
+        raise ValueError(f"expected binary y_true, got {len(classes)} classes: {classes.tolist()[:10]}")
+    s = s.astype(float)
+    if not np.isfinite(s).all():
+        raise ValueError("y_score contains NaN or infinite values")
+    positive = (a == pos_label).astype(float)
+    order = np.argsort(-s, kind="mergesort")  # highest score first, (N,)
+    s, positive = s[order], positive[order]
+    # The last index of each run of tied scores: a threshold sits only where the score changes.
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(positive)[last]
+    fps = (last + 1) - tps
+    return fps, tps, s[last]
+
+
+def roc_curve(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    *,
+    pos_label: int | str | None = None,
+    drop_intermediate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ROC curve: false- and true-positive rates as the threshold falls.
+
+    Like ``sklearn.metrics.roc_curve``: thresholds are the distinct scores in
+    decreasing order, preceded by ``inf`` (predict nothing positive, the point
+    (0, 0)); tied scores make one point; with ``drop_intermediate`` the points
+    on a straight segment between two others are dropped (the area is unchanged).
+
+    Args:
+        y_true: binary labels, shape ``(N,)``.
+        y_score: scores, larger meaning more likely positive, shape ``(N,)``.
+        pos_label: the positive class (needed unless labels are {0, 1} or {-1, 1}).
+        drop_intermediate: drop collinear points.
+
+    Returns:
+        ``(fpr, tpr, thresholds)``, float64 tensors of equal length.
+
+    Raises:
+        ValueError: on mismatched lengths, non-binary labels, or a ``y_true``
+            with a single class (the curve is undefined; scikit-learn warns and
+            returns NaNs).
+    """
+    fps, tps, thresholds = _binary_counts(y_true, y_score, pos_label)
+    if fps[-1] == 0 or tps[-1] == 0:
+        raise ValueError("y_true has only one class: the ROC curve needs positives and negatives")
+    if drop_intermediate and len(fps) > 2:
+        # A point is intermediate when both rates change linearly through it.
+        keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    thresholds = np.r_[np.inf, thresholds]
+    return (torch.as_tensor(fps / fps[-1]), torch.as_tensor(tps / tps[-1]),
+            torch.as_tensor(thresholds, dtype=torch.float64))
+
+
+def roc_auc(y_true: ArrayLike, y_score: ArrayLike, *, pos_label: int | str | None = None) -> float:
+    """The area under the ROC curve, by the trapezoidal rule.
+
+    Equals the probability that a random positive scores above a random
+    negative, ties counting one half. Binary only (like
+    ``sklearn.metrics.roc_auc_score`` on binary labels).
+
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    fpr, tpr, _ = roc_curve(y_true, y_score, pos_label=pos_label, drop_intermediate=False)
+    return float(torch.trapezoid(tpr, fpr))
+
+
+def precision_recall_curve(
+    y_true: ArrayLike, y_score: ArrayLike, *, pos_label: int | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Precision and recall for every threshold, as ``sklearn.metrics.precision_recall_curve``.
+
+    Thresholds are the distinct scores in *increasing* order; ``precision[i]``
+    and ``recall[i]`` belong to predicting positive when ``score >= thresholds[i]``.
+    A last point (precision 1, recall 0) with no threshold ends the curve.
+
+    Returns:
+        ``(precision, recall, thresholds)``: float64 tensors, the first two one
+        longer than the last.
+
+    Raises:
+        ValueError: on mismatched lengths or non-binary labels.
+    """
+    fps, tps, thresholds = _binary_counts(y_true, y_score, pos_label)
+    predicted = tps + fps
+    prec = _divide(tps, predicted, 0.0)
+    # No positives at all: scikit-learn sets recall to 1 (and warns).
+    rec = np.ones_like(tps) if tps[-1] == 0 else tps / tps[-1]
+    return (torch.as_tensor(np.r_[prec[::-1], 1.0]), torch.as_tensor(np.r_[rec[::-1], 0.0]),
+            torch.as_tensor(thresholds[::-1].copy(), dtype=torch.float64))
+
+
+def average_precision(
+    y_true: ArrayLike, y_score: ArrayLike, *, pos_label: int | str | None = None
+) -> float:
+    r"""The area under the precision-recall curve as a step sum, :math:`\sum_n (R_n - R_{n-1}) P_n`.
+
+    Like ``sklearn.metrics.average_precision_score`` for binary labels.
+    """
+    prec, rec, _ = precision_recall_curve(y_true, y_score, pos_label=pos_label)
+    # Recall decreases along the arrays, so -diff is the step R_n - R_{n-1}.
+    return float(-(torch.diff(rec) * prec[:-1]).sum())
+
+
+def bootstrap_ci(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """A percentile bootstrap confidence interval for a metric on one test set.
+
+    Draws ``n_resamples`` test sets of the same size with replacement, computes
+    the metric on each, and returns the central ``level`` range of the results.
+    It measures how much the number would move with a different test set from
+    the same distribution (not with a different training set).
+
+    Args:
+        metric: ``metric(y_true, y_pred)``, for example :func:`accuracy`.
+        y_true: true labels, shape ``(N,)``.
+        y_pred: predictions (labels or scores), shape ``(N,)``.
+        n_resamples: bootstrap test sets to draw.
+        level: the coverage of the interval, in (0, 1).
+        seed: seeds the resampling.
+
+    Returns:
+        ``(estimate, low, high)``: the metric on the real test set and the interval.
+
+    Raises:
+        ValueError: on mismatched lengths, ``level`` outside (0, 1) or ``n_resamples < 1``.
+
+    >>> est, low, high = bootstrap_ci(accuracy, [0, 1] * 50, [0, 1] * 40 + [1, 0] * 10)
+    >>> est, low < est < high
+    (0.8, True)
+    """
+    a, b = _pair(y_true, y_pred)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be an int >= 1, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_resamples, len(a)))  # (R, N) resampled indices
+    values = np.array([metric(a[i], b[i]) for i in idx])  # (R,)
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(metric(a, b)), float(low), float(high)
+
+
+def paired_difference_ci(
+    differences: ArrayLike, *, test_fraction: float = 0.0, level: float = 0.95
+) -> tuple[float, float, float]:
+    r"""A t-interval for the mean of paired score differences over repeated splits.
+
+    ``differences[j]`` is (score of model A) - (score of model B) on split
+    ``j``, both trained and tested on the same split. With ``test_fraction = 0``
+    this is the ordinary t-interval, :math:`\bar d \pm t_{J-1} s / \sqrt{J}`.
+    Repeated random splits share training examples, which makes their
+    differences correlated and that interval too narrow; Nadeau and Bengio's
+    correction widens it by replacing :math:`1/J` with
+    :math:`1/J + n_\text{test}/n_\text{train}`, passed here as
+    ``test_fraction`` :math:`= n_\text{test} / (n_\text{train} + n_\text{test})`.
+
+    Args:
+        differences: paired differences, shape ``(J,)`` with ``J >= 2``.
+        test_fraction: the share of the data held out in each split (0 for
+            no correction).
+        level: the coverage of the interval, in (0, 1).
+
+    Returns:
+        ``(mean, low, high)``.
+
+    Raises:
+        ValueError: on fewer than two differences, or a fraction or level out of range.
+    """
+    from scipy import stats
+
+    d = _as_1d("differences", differences).astype(float)
+    if len(d) < 2:
+        raise ValueError(f"need at least 2 paired differences, got {len(d)}")
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    J = len(d)
+    # Var(mean) ~ (1/J + n_test/n_train) s^2   (Nadeau and Bengio's corrected resampled t)
+    scale = np.sqrt((1 / J + test_fraction / (1 - test_fraction)) * d.var(ddof=1))
+    half = stats.t.ppf((1 + level) / 2, df=J - 1) * scale
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
