@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dlbook.data._split import Dataset, Split
 from dlbook.data.fonts import GlyphConfig, glyphs
+from dlbook.data.scenes import ShapeScenes, shapes
 from dlbook.data.tabular import breast_cancer, digits, iris, wine
 from dlbook.data.toy import blobs, circles, imbalanced, linear_regression, moons
 
 __all__ = [
     "Dataset", "Split", "GlyphConfig", "glyphs", "iris", "digits", "breast_cancer", "wine",
-    "moons", "circles", "blobs", "imbalanced", "linear_regression",
+    "moons", "circles", "blobs", "imbalanced", "linear_regression", "ShapeScenes", "shapes",
 ]

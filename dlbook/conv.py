@@ -1,0 +1,548 @@
+"""Convolution and pooling from scratch (Part 8, "Convolution and pooling",
+"Backpropagation through convolution" and "A CNN from scratch").
+
+Three layers of the same idea:
+
+- :func:`conv2d_direct` computes a convolution straight from its definition, one
+  kernel offset at a time. It is the readable reference of the first page.
+- :func:`im2col` and :func:`col2im` turn a convolution into one matrix product
+  and back. :func:`conv2d`, :func:`max_pool2d` and :func:`avg_pool2d` are built on
+  them as :class:`torch.autograd.Function`\\ s whose backward passes are written
+  by hand, as derived on the second page.
+- :class:`LeNet` is a small convolutional network whose forward pass runs on
+  either these scratch operations or on :mod:`torch.nn.functional`'s.
+
+Every function is batch-first: images are ``(B, C, H, W)`` and kernels
+``(C_out, C_in, k_h, k_w)``, as in PyTorch. Like PyTorch (and every deep
+learning library), "convolution" here means cross-correlation: the kernel is
+not flipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "output_size", "conv2d_direct", "im2col", "col2im", "conv2d", "max_pool2d",
+    "avg_pool2d", "Conv2dFunction", "MaxPool2dFunction", "AvgPool2dFunction",
+    "LeNetConfig", "LeNet",
+]
+
+Pair = tuple[int, int]
+
+
+def _pair(value: int | Sequence[int], name: str, minimum: int) -> Pair:
+    """``3 -> (3, 3)``; ``(2, 3)`` stays; anything else raises."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, int):
+        value = (value, value)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(value) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {tuple(value)}")
+    return int(value[0]), int(value[1])
+
+
+def _check_image(x: torch.Tensor, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"expected {name} of shape (B, C, H, W), got {tuple(x.shape)}")
+
+
+def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    r"""Output length along one axis of a convolution or pooling window.
+
+    .. math:: n_\text{out} = \left\lfloor \frac{n + 2p - k}{s} \right\rfloor + 1
+
+    Args:
+        n: input length (height or width).
+        kernel: kernel length ``k``.
+        stride: step ``s`` between windows.
+        padding: zeros ``p`` added on each side.
+
+    Returns:
+        The number of window positions along the axis.
+
+    Raises:
+        ValueError: if the kernel is larger than the padded input, or an
+            argument is out of range.
+
+    >>> output_size(28, 5), output_size(28, 5, padding=2), output_size(28, 2, stride=2)
+    (24, 28, 14)
+    """
+    if kernel < 1 or stride < 1 or padding < 0 or n < 1:
+        raise ValueError(
+            f"expected n >= 1, kernel >= 1, stride >= 1, padding >= 0, got "
+            f"n={n}, kernel={kernel}, stride={stride}, padding={padding}"
+        )
+    if kernel > n + 2 * padding:
+        raise ValueError(
+            f"kernel of size {kernel} is larger than the padded input of size "
+            f"{n} + 2*{padding} = {n + 2 * padding}"
+        )
+    # n_out = floor((n + 2p - k) / s) + 1
+    return (n + 2 * padding - kernel) // stride + 1
+
+
+def _conv_shapes(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: Pair, padding: Pair
+) -> Pair:
+    """Validate a convolution's arguments and return its output height and width."""
+    _check_image(x)
+    _check_image(weight, "weight")
+    C_out, C_in, k_h, k_w = weight.shape
+    if x.shape[1] != C_in:
+        raise ValueError(
+            f"channel mismatch: x has {x.shape[1]} channels, shape {tuple(x.shape)}, but weight "
+            f"{tuple(weight.shape)} expects {C_in}"
+        )
+    if bias is not None and tuple(bias.shape) != (C_out,):
+        raise ValueError(f"expected bias of shape ({C_out},), got {tuple(bias.shape)}")
+    H, W = x.shape[2:]
+    return output_size(H, k_h, stride[0], padding[0]), output_size(W, k_w, stride[1], padding[1])
+
+
+def conv2d_direct(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+) -> torch.Tensor:
+    """A 2-D convolution (cross-correlation) computed from its definition.
+
+    The loop runs over the ``k_h * k_w`` kernel offsets; each adds one shifted,
+    strided view of the input, mixed across channels by that offset's weights.
+    Autograd differentiates it, so it also serves as a reference for
+    :func:`conv2d`'s hand-written backward.
+
+    Args:
+        x: input of shape ``(B, C_in, H, W)``.
+        weight: kernels of shape ``(C_out, C_in, k_h, k_w)``.
+        bias: optional ``(C_out,)``.
+        stride: step between windows, an int or ``(s_h, s_w)``.
+        padding: zeros on each side, an int or ``(p_h, p_w)``.
+
+    Returns:
+        The output of shape ``(B, C_out, H_out, W_out)``.
+
+    Raises:
+        ValueError: on a channel mismatch, a kernel larger than the padded
+            input, or a tensor of the wrong rank.
+
+    >>> x = torch.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d_direct(x, torch.ones(1, 1, 2, 2)).flatten().tolist()
+    [8.0, 12.0, 20.0, 24.0]
+    """
+    stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    H_out, W_out = _conv_shapes(x, weight, bias, stride, padding)
+    (s_h, s_w), (p_h, p_w) = stride, padding
+    _, _, k_h, k_w = weight.shape
+    x = F.pad(x, (p_w, p_w, p_h, p_h))  # (B, C_in, H + 2p_h, W + 2p_w)
+    out = x.new_zeros(x.shape[0], weight.shape[0], H_out, W_out)  # (B, C_out, H_out, W_out)
+    for i in range(k_h):
+        for j in range(k_w):
+            # The input pixels that meet kernel entry (i, j): x[b, c, s_h*p + i, s_w*q + j]
+            # (B, C_in, H_out, W_out)
+            patch = x[:, :, i : i + s_h * H_out : s_h, j : j + s_w * W_out : s_w]
+            # y[b, o, p, q] += sum_c w[o, c, i, j] x[b, c, s_h p + i, s_w q + j]
+            out = out + torch.einsum("bcpq,oc->bopq", patch, weight[:, :, i, j])
+    if bias is not None:
+        out = out + bias[None, :, None, None]
+    return out
+
+
+def im2col(
+    x: torch.Tensor,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+) -> torch.Tensor:
+    """Unfold every kernel-sized window of ``x`` into a column.
+
+    Column ``l`` holds the ``C * k_h * k_w`` input values under the window at
+    output position ``l`` (row-major over ``(H_out, W_out)``), ordered channel
+    first, then kernel row, then kernel column, which is the order of
+    ``weight.reshape(C_out, -1)``. The same layout as
+    :func:`torch.nn.functional.unfold`.
+
+    Args:
+        x: input of shape ``(B, C, H, W)``.
+        kernel_size: ``k`` or ``(k_h, k_w)``.
+        stride: ``s`` or ``(s_h, s_w)``.
+        padding: ``p`` or ``(p_h, p_w)``.
+
+    Returns:
+        The columns, shape ``(B, C * k_h * k_w, H_out * W_out)``.
+
+    Raises:
+        ValueError: if ``x`` is not 4-D or the kernel does not fit.
+
+    >>> im2col(torch.arange(9.0).reshape(1, 1, 3, 3), 2)[0].tolist()
+    [[0.0, 1.0, 3.0, 4.0], [1.0, 2.0, 4.0, 5.0], [3.0, 4.0, 6.0, 7.0], [4.0, 5.0, 7.0, 8.0]]
+    """
+    _check_image(x)
+    (k_h, k_w) = _pair(kernel_size, "kernel_size", 1)
+    (s_h, s_w), (p_h, p_w) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    B, C, H, W = x.shape
+    H_out, W_out = output_size(H, k_h, s_h, p_h), output_size(W, k_w, s_w, p_w)
+    x = F.pad(x, (p_w, p_w, p_h, p_h))  # (B, C, H + 2p_h, W + 2p_w)
+    cols = x.new_empty(B, C, k_h, k_w, H_out, W_out)
+    for i in range(k_h):
+        for j in range(k_w):
+            # cols[b, c, i, j, p, q] = x_pad[b, c, s_h p + i, s_w q + j]
+            cols[:, :, i, j] = x[:, :, i : i + s_h * H_out : s_h, j : j + s_w * W_out : s_w]
+    return cols.reshape(B, C * k_h * k_w, H_out * W_out)  # (B, C k_h k_w, L)
+
+
+def col2im(
+    cols: torch.Tensor,
+    input_shape: Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+) -> torch.Tensor:
+    """The adjoint of :func:`im2col`: add every column back onto its window.
+
+    Where windows overlap, their values are summed, which is exactly what the
+    backward pass needs: an input pixel's gradient is the sum over all windows
+    that contain it. (It is not an inverse: ``col2im(im2col(x))`` multiplies
+    each pixel by the number of windows covering it.)
+
+    Args:
+        cols: columns of shape ``(B, C * k_h * k_w, H_out * W_out)``.
+        input_shape: ``(B, C, H, W)`` of the image the columns came from.
+        kernel_size, stride, padding: as given to :func:`im2col`.
+
+    Returns:
+        A tensor of shape ``input_shape``.
+
+    Raises:
+        ValueError: if ``cols`` does not have the shape ``im2col`` would give.
+
+    >>> x = torch.ones(1, 1, 3, 3)
+    >>> col2im(im2col(x, 2), x.shape, 2)[0, 0].tolist()
+    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
+    (k_h, k_w) = _pair(kernel_size, "kernel_size", 1)
+    (s_h, s_w), (p_h, p_w) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    if len(input_shape) != 4:
+        raise ValueError(f"expected input_shape (B, C, H, W), got {tuple(input_shape)}")
+    B, C, H, W = (int(n) for n in input_shape)
+    H_out, W_out = output_size(H, k_h, s_h, p_h), output_size(W, k_w, s_w, p_w)
+    expected = (B, C * k_h * k_w, H_out * W_out)
+    if tuple(cols.shape) != expected:
+        raise ValueError(f"expected cols of shape {expected}, got {tuple(cols.shape)}")
+    cols = cols.reshape(B, C, k_h, k_w, H_out, W_out)
+    x = cols.new_zeros(B, C, H + 2 * p_h, W + 2 * p_w)  # (B, C, H + 2p_h, W + 2p_w)
+    for i in range(k_h):
+        for j in range(k_w):
+            # The transpose of im2col's copy: add instead of read.
+            x[:, :, i : i + s_h * H_out : s_h, j : j + s_w * W_out : s_w] += cols[:, :, i, j]
+    return x[:, :, p_h : p_h + H, p_w : p_w + W]  # drop the padding: (B, C, H, W)
+
+
+class Conv2dFunction(torch.autograd.Function):
+    """2-D convolution as one matrix product over :func:`im2col` columns, with
+    the backward pass written by hand."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+        stride: Pair, padding: Pair,
+    ) -> torch.Tensor:
+        H_out, W_out = _conv_shapes(x, weight, bias, stride, padding)
+        C_out, _, k_h, k_w = weight.shape
+        cols = im2col(x, (k_h, k_w), stride, padding)  # (B, C_in k_h k_w, L)
+        W_mat = weight.reshape(C_out, -1)  # (C_out, C_in k_h k_w)
+        # Y = W X_col (+ b): one (C_out, C k k) @ (C k k, L) product per image
+        out = W_mat @ cols  # (B, C_out, L)
+        if bias is not None:
+            out = out + bias[None, :, None]
+        ctx.save_for_backward(cols, weight)
+        ctx.conf = (tuple(x.shape), stride, padding, bias is not None)
+        return out.reshape(x.shape[0], C_out, H_out, W_out)  # (B, C_out, H_out, W_out)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        cols, weight = ctx.saved_tensors
+        x_shape, stride, padding, has_bias = ctx.conf
+        C_out, _, k_h, k_w = weight.shape
+        G = grad_out.reshape(grad_out.shape[0], C_out, -1)  # (B, C_out, L)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            # dL/dX_col = W^T G, then every column is added back onto its window
+            grad_cols = weight.reshape(C_out, -1).T @ G  # (B, C_in k_h k_w, L)
+            grad_x = col2im(grad_cols, x_shape, (k_h, k_w), stride, padding)
+        if ctx.needs_input_grad[1]:
+            # dL/dW = sum_b G_b X_col,b^T: a correlation of the output gradient with the input
+            grad_w = torch.einsum("bol,bkl->ok", G, cols).reshape(weight.shape)
+        if has_bias and ctx.needs_input_grad[2]:
+            # dL/db_o = sum over the batch and all positions of G
+            grad_b = G.sum(dim=(0, 2))
+        return grad_x, grad_w, grad_b, None, None
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+) -> torch.Tensor:
+    """2-D convolution via im2col with a hand-written backward pass.
+
+    Same arguments, shapes and results as :func:`torch.nn.functional.conv2d`
+    (without dilation or groups).
+
+    Args:
+        x: input of shape ``(B, C_in, H, W)``.
+        weight: kernels of shape ``(C_out, C_in, k_h, k_w)``.
+        bias: optional ``(C_out,)``.
+        stride: ``s`` or ``(s_h, s_w)``.
+        padding: ``p`` or ``(p_h, p_w)``.
+
+    Returns:
+        The output, shape ``(B, C_out, H_out, W_out)``.
+
+    Raises:
+        ValueError: on a channel mismatch, a kernel larger than the padded
+            input, or a tensor of the wrong rank.
+
+    >>> y = conv2d(torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3), stride=2, padding=1)
+    >>> tuple(y.shape)
+    (2, 4, 4, 4)
+    """
+    stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    _conv_shapes(x, weight, bias, stride, padding)
+    return Conv2dFunction.apply(x, weight, bias, stride, padding)
+
+
+def _pool_setup(
+    x: torch.Tensor, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None
+) -> tuple[Pair, Pair, int, int]:
+    _check_image(x)
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    stride = kernel if stride is None else _pair(stride, "stride", 1)
+    H_out = output_size(x.shape[2], kernel[0], stride[0])
+    W_out = output_size(x.shape[3], kernel[1], stride[1])
+    return kernel, stride, H_out, W_out
+
+
+class MaxPool2dFunction(torch.autograd.Function):
+    """Max pooling over im2col windows; the gradient goes to each window's maximum."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel: Pair, stride: Pair) -> torch.Tensor:
+        B, C, H, W = x.shape
+        # Pool each channel on its own: treat (B, C) as a batch of one-channel images.
+        cols = im2col(x.reshape(B * C, 1, H, W), kernel, stride)  # (B C, k_h k_w, L)
+        out, argmax = cols.max(dim=1)  # (B C, L): y = max over the window
+        ctx.save_for_backward(argmax)
+        ctx.conf = (tuple(x.shape), kernel, stride, cols.shape)
+        H_out, W_out = output_size(H, kernel[0], stride[0]), output_size(W, kernel[1], stride[1])
+        return out.reshape(B, C, H_out, W_out)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (argmax,) = ctx.saved_tensors
+        (B, C, H, W), kernel, stride, cols_shape = ctx.conf
+        G = grad_out.reshape(B * C, 1, -1)  # (B C, 1, L)
+        # dy/dx_m = 1 for the window's maximum m, 0 for the others
+        grad_cols = G.new_zeros(cols_shape).scatter_(1, argmax[:, None, :], G)  # (B C, k_h k_w, L)
+        grad_x = col2im(grad_cols, (B * C, 1, H, W), kernel, stride)
+        return grad_x.reshape(B, C, H, W), None, None
+
+
+class AvgPool2dFunction(torch.autograd.Function):
+    """Average pooling over im2col windows; the gradient is shared equally."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel: Pair, stride: Pair) -> torch.Tensor:
+        B, C, H, W = x.shape
+        cols = im2col(x.reshape(B * C, 1, H, W), kernel, stride)  # (B C, k_h k_w, L)
+        ctx.conf = (tuple(x.shape), kernel, stride, cols.shape)
+        H_out, W_out = output_size(H, kernel[0], stride[0]), output_size(W, kernel[1], stride[1])
+        # y = (1 / k_h k_w) sum over the window
+        return cols.mean(dim=1).reshape(B, C, H_out, W_out)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (B, C, H, W), kernel, stride, cols_shape = ctx.conf
+        G = grad_out.reshape(B * C, 1, -1)  # (B C, 1, L)
+        # dy/dx_m = 1 / (k_h k_w) for every pixel m of the window
+        grad_cols = (G / cols_shape[1]).expand(cols_shape)  # (B C, k_h k_w, L)
+        grad_x = col2im(grad_cols, (B * C, 1, H, W), kernel, stride)
+        return grad_x.reshape(B, C, H, W), None, None
+
+
+def max_pool2d(
+    x: torch.Tensor, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None
+) -> torch.Tensor:
+    """Max pooling via im2col with a hand-written backward pass.
+
+    Args:
+        x: input of shape ``(B, C, H, W)``.
+        kernel_size: window ``k`` or ``(k_h, k_w)``.
+        stride: step between windows; the window size when left out, as in torch.
+
+    Returns:
+        The pooled tensor, shape ``(B, C, H_out, W_out)``.
+
+    Raises:
+        ValueError: if ``x`` is not 4-D or the window is larger than the input.
+
+    >>> max_pool2d(torch.arange(16.0).reshape(1, 1, 4, 4), 2).flatten().tolist()
+    [5.0, 7.0, 13.0, 15.0]
+    """
+    kernel, stride, _, _ = _pool_setup(x, kernel_size, stride)
+    return MaxPool2dFunction.apply(x, kernel, stride)
+
+
+def avg_pool2d(
+    x: torch.Tensor, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None
+) -> torch.Tensor:
+    """Average pooling via im2col with a hand-written backward pass.
+
+    Args:
+        x: input of shape ``(B, C, H, W)``.
+        kernel_size: window ``k`` or ``(k_h, k_w)``.
+        stride: step between windows; the window size when left out, as in torch.
+
+    Returns:
+        The pooled tensor, shape ``(B, C, H_out, W_out)``.
+
+    Raises:
+        ValueError: if ``x`` is not 4-D or the window is larger than the input.
+
+    >>> avg_pool2d(torch.arange(16.0).reshape(1, 1, 4, 4), 2).flatten().tolist()
+    [2.5, 4.5, 10.5, 12.5]
+    """
+    kernel, stride, _, _ = _pool_setup(x, kernel_size, stride)
+    return AvgPool2dFunction.apply(x, kernel, stride)
+
+
+@dataclass(frozen=True)
+class LeNetConfig:
+    """Hyper-parameters of :class:`LeNet`.
+
+    Attributes:
+        in_channels: channels of the input images (1 for grayscale).
+        image_size: side of the square input images.
+        num_classes: number of output scores.
+        channels: output channels of the two convolutional layers (6 and 16 in LeNet-5).
+        kernel_size: side of every convolution kernel.
+        padding: zeros around the input of the first convolution (2 keeps 28×28 at 28×28,
+            as LeNet-5's 32×32 inputs did).
+        hidden: widths of the fully connected hidden layers.
+        pool: ``"max"`` or ``"avg"`` (LeNet-5 averaged; max pooling is the modern choice).
+    """
+
+    in_channels: int = 1
+    image_size: int = 28
+    num_classes: int = 10
+    channels: tuple[int, int] = (6, 16)
+    kernel_size: int = 5
+    padding: int = 2
+    hidden: tuple[int, ...] = (120, 84)
+    pool: Literal["max", "avg"] = "max"
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("max", "avg"):
+            raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
+        if len(self.channels) != 2:
+            raise ValueError(f"channels must hold two layer widths, got {self.channels!r}")
+        self.feature_size()  # raises if the image is too small for the layers
+
+    def feature_size(self) -> int:
+        """Side of the feature maps after the second conv + pool block."""
+        n = output_size(self.image_size, self.kernel_size, 1, self.padding)  # conv 1
+        n = output_size(n, 2, 2)  # pool 1
+        n = output_size(n, self.kernel_size)  # conv 2
+        return output_size(n, 2, 2)  # pool 2
+
+
+class LeNet(nn.Module):
+    """A LeNet-5-style network: two conv + ReLU + pool blocks, then an MLP head.
+
+    The parameters live in ordinary ``nn.Conv2d`` and ``nn.Linear`` modules;
+    ``backend`` chooses which functions run the convolutions and pooling:
+    ``"torch"`` (:mod:`torch.nn.functional`, fast) or ``"scratch"`` (this
+    module's im2col versions). Switching it on a trained model changes the code
+    that runs, not the weights.
+
+    >>> model = LeNet(LeNetConfig())
+    >>> tuple(model(torch.zeros(2, 1, 28, 28)).shape)
+    (2, 10)
+    """
+
+    def __init__(self, config: LeNetConfig, backend: Literal["torch", "scratch"] = "torch") -> None:
+        super().__init__()
+        self.config = config
+        self.backend = backend
+        c = config
+        c1, c2 = c.channels
+        self.conv1 = nn.Conv2d(c.in_channels, c1, c.kernel_size, padding=c.padding)
+        self.conv2 = nn.Conv2d(c1, c2, c.kernel_size)
+        widths = [c2 * c.feature_size() ** 2, *c.hidden]
+        layers: list[nn.Module] = [nn.Flatten()]  # (B, C2, n, n) -> (B, C2 n n)
+        for d_in, d_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], c.num_classes))
+        self.head = nn.Sequential(*layers)
+
+    @property
+    def backend(self) -> str:
+        """``"torch"`` or ``"scratch"``: which convolution and pooling code runs."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in ("torch", "scratch"):
+            raise ValueError(f"backend must be 'torch' or 'scratch', got {value!r}")
+        self._backend = value
+
+    def _block(self, conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scratch = self.backend == "scratch"
+        conv_fn = conv2d if scratch else F.conv2d
+        if self.config.pool == "max":
+            pool_fn = max_pool2d if scratch else F.max_pool2d
+        else:
+            pool_fn = avg_pool2d if scratch else F.avg_pool2d
+        a = torch.relu(conv_fn(x, conv.weight, conv.bias, conv.stride, conv.padding))
+        return a, pool_fn(a, 2)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The activations after each convolution (after ReLU) and each pooling.
+
+        Returns:
+            A dict with ``conv1`` ``(B, C1, n1, n1)``, ``pool1``, ``conv2``
+            ``(B, C2, n2, n2)`` and ``pool2``.
+
+        Raises:
+            ValueError: if ``x`` does not have the configured shape.
+        """
+        c = self.config
+        expected = (c.in_channels, c.image_size, c.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            shape = ", ".join(map(str, expected))
+            raise ValueError(f"expected x of shape (B, {shape}), got {tuple(x.shape)}")
+        conv1, pool1 = self._block(self.conv1, x)
+        conv2, pool2 = self._block(self.conv2, pool1)
+        return {"conv1": conv1, "pool1": pool1, "conv2": conv2, "pool2": pool2}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores of shape ``(B, num_classes)`` for images ``(B, C, H, W)``."""
+        return self.head(self.features(x)["pool2"])
