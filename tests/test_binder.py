@@ -38,6 +38,10 @@ def lab(tmp_path_factory):
     settings = home / "settings"
     settings.mkdir()
     shutil.copy(ROOT / "binder" / "overrides.json", settings / "overrides.json")  # what postBuild installs
+    # Serve a copy of book/, laid out as in the repository, so that JupyterLab's
+    # autosave and checkpoints never touch the sources.
+    root = home / "repo"
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_ext", "_static"))
     port, token = _free_port(), "dlbook-binder-test"
     env = dict(os.environ, PYTHONPATH=str(NETBLOCK), JUPYTER_CONFIG_DIR=str(home / "config"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_DATA_DIR=str(home / "data"))
@@ -46,9 +50,9 @@ def lab(tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--LabApp.app_settings_dir={settings}",
-         f"--ServerApp.root_dir={ROOT}", "--allow-root", "--LabApp.news_url=",
+         f"--ServerApp.root_dir={root}", "--allow-root", "--LabApp.news_url=",
          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90

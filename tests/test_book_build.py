@@ -151,3 +151,11 @@ def test_editing_dlbook_re_executes_exactly_the_pages_that_import_it(tmp_path):
 
     report = (root / "_build" / "exec-records" / "uses_linalg.json").read_text()
     assert '"device"' in report and '"torch"' in report
+
+
+def test_package_data_counts_only_for_the_modules_that_use_it():
+    ext = _load_extension()
+    weights = {p.relative_to(ROOT).as_posix() for p in ext.dependencies("from dlbook.cnn import glyphnet\n")}
+    assert any(p.startswith("dlbook/weights/") for p in weights)
+    plain = {p.relative_to(ROOT).as_posix() for p in ext.dependencies("from dlbook.linalg import solve\n")}
+    assert not any(p.startswith("dlbook/weights/") for p in plain)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -51,7 +52,8 @@ def test_every_book_file_is_in_the_toc_and_every_entry_exists():
     missing = [f for f in listed if not any((ROOT / f"{f}{ext}").exists() for ext in (".md", ".ipynb"))]
     assert not missing, f"toc entries without a file: {missing}"
     on_disk = {p.relative_to(ROOT).with_suffix("").as_posix()
-               for p in (ROOT / "book").rglob("*") if p.suffix in (".md", ".ipynb") and "_ext" not in p.parts}
+               for p in (ROOT / "book").rglob("*") if p.suffix in (".md", ".ipynb") and "_ext" not in p.parts
+               and ".ipynb_checkpoints" not in p.parts}
     orphans = sorted(on_disk - set(listed))
     assert not orphans, f"pages in book/ missing from _toc.yml: {orphans}"
 
@@ -149,3 +151,17 @@ def test_a_rebuild_without_changes_executes_nothing(built):
     assert result.returncode == 0, output[-3000:]
     assert "Executing notebook" not in output
     print(f"no-change rebuild took {seconds:.1f} s")
+
+
+def test_equation_labels_are_unique_across_the_book():
+    # Sphinx numbers equations per page but resolves {eq} labels book-wide, so a
+    # label used on two pages makes one reference point to the wrong page.
+    seen: dict[str, str] = {}
+    clashes = []
+    for name in toc_files():
+        for label in re.findall(r"^\$\$\s*\((eq-[\w-]+)\)", _source(name).read_text(), re.M):
+            if label in seen and seen[label] != name:
+                clashes.append(f"{label}: {seen[label]} and {name}")
+            seen.setdefault(label, name)
+    assert not clashes, clashes
+    assert len(seen) > 50

@@ -104,7 +104,7 @@ def _imports_of(path: Path) -> set[str]:
 
 def dependencies(source: str) -> list[Path]:
     """The ``dlbook`` files a page depends on: the closure of its imports,
-    every parent package's ``__init__``, and the package's data files."""
+    every parent package's ``__init__``, and the data files those modules use."""
     pending = _modules_named(source)
     if not pending:
         return []
@@ -119,8 +119,25 @@ def dependencies(source: str) -> list[Path]:
         pending.update(".".join(parts[:i]) for i in range(1, len(parts)))
         pending.update(_imports_of(_module_file(module)))
     files = {_module_file(m) for m in seen}
-    data = {p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")}
-    return sorted(files | data)
+    return sorted(files | _data_files_used_by(files))
+
+
+def _data_files_used_by(modules: set[Path]) -> set[Path]:
+    """Package data files (weights, tables) that the given modules name.
+
+    A file counts when a module's source contains its file name or its folder's
+    name as a string literal (``"weights"``, ``"glyphnet-letters.pt"``), which is
+    how package code reaches its data through ``importlib.resources``.
+    """
+    sources = [m.read_text(encoding="utf8") for m in modules]
+    used = set()
+    for path in PACKAGE.rglob("*"):
+        if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+            continue
+        names = {path.name, path.parent.name} - {PACKAGE.name}
+        if any(f'"{name}"' in text or f"'{name}'" in text for name in names for text in sources):
+            used.add(path)
+    return used
 
 
 def _digest(paths: list[Path]) -> str:
