@@ -1,11 +1,9 @@
-"""Test-session setup: no test may touch the network, and figures stay off-screen."""
+"""Test-session setup: no test may touch the network, figures stay off-screen,
+and the shared fixtures (the built site, the browser)."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
-
 import shutil
 
 import pytest
@@ -29,42 +27,10 @@ def built_site():
     return result, time.perf_counter() - start
 
 
-def _is_local(address: object) -> bool:
-    if isinstance(address, (str, bytes)):  # an AF_UNIX path
-        return True
-    host = address[0] if isinstance(address, tuple) else address
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-_connect = socket.socket.connect
-_connect_ex = socket.socket.connect_ex
-
-
-def _guarded_connect(self: socket.socket, address: object) -> None:
-    if not _is_local(address):
-        raise RuntimeError(f"a test tried to reach the network ({address!r}); tests run offline")
-    return _connect(self, address)
-
-
-def _guarded_connect_ex(self: socket.socket, address: object) -> int:
-    if not _is_local(address):
-        raise RuntimeError(f"a test tried to reach the network ({address!r}); tests run offline")
-    return _connect_ex(self, address)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _block_network() -> None:
-    """Refuse every socket connection except to loopback for the whole session."""
-    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-    yield
-    socket.socket.connect = _connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
+# No test may reach the network: the same guard the test builds load through
+# PYTHONPATH (loopback stays allowed for the kernels, the HTTP and JupyterLab
+# servers the tests start).
+import tests.netblock.sitecustomize  # noqa: E402,F401
 
 
 CHROMIUM_ARGS = [
