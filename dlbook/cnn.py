@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "count_multiply_adds",
     "AlexNetConfig", "AlexNet", "VGGConfig", "VGG", "InceptionConfig", "InceptionBlock",
     "Inception", "conv_bn_relu", "vgg_block", "ResNetConfig", "ResidualBlock", "ResNet",
     "GlyphNetConfig", "GlyphNet",
@@ -42,6 +43,46 @@ def count_parameters(model: nn.Module) -> int:
     224
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_multiply_adds(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply–adds that the convolutions and linear layers of ``model`` spend on one image.
+
+    Runs ``model`` once on the batch ``x`` (``(B, ...)``, in eval mode, without
+    gradients) and counts, for every ``nn.Conv2d``, ``(C_in / groups) · k_h · k_w``
+    multiply–adds per output value, and for every ``nn.Linear``, ``in_features``
+    per output value; the total is divided by ``B``. Pooling, normalization and
+    activations are not counted: their cost is small in arithmetic, though not
+    always in time.
+
+    >>> count_multiply_adds(nn.Conv2d(1, 8, 3, padding=1), torch.zeros(2, 1, 5, 5))  # 8·5·5 outputs · 9
+    1800
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) == 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected a non-empty batch x of shape (B, ...), got {shape}")
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k_h, k_w = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * k_h * k_w
+        else:
+            total += output.numel() * module.in_features
+
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    handles = [m.register_forward_hook(count) for m in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total // len(x)
 
 
 def _check_images(x: torch.Tensor, channels: int, name: str = "x") -> None:

@@ -178,7 +178,7 @@ def adapt(
     num_classes: int,
     *,
     weights: str = "letters",
-    steps: int = 60,
+    steps: int = 200,
     lr: float = 3e-3,
     batch_size: int = 32,
     seed: int = 0,

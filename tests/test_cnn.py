@@ -10,7 +10,7 @@ from torch import nn
 from dlbook.cnn import (
     AlexNet, AlexNetConfig, BoxRegressor, GlyphNet, Inception, InceptionBlock, InceptionConfig,
     ResidualBlock, ResNet, ResNetConfig, SuperResolution, TextureFeatures, VGG, VGGConfig, box_iou,
-    count_parameters, glyphnet, gram_matrix, localization_loss, pixel_shuffle, synthesize_texture,
+    count_multiply_adds, count_parameters, glyphnet, gram_matrix, localization_loss, pixel_shuffle, synthesize_texture,
     texture_loss,
 )
 from dlbook.pretrained import adapt, per_class_subset, reference_batch, weights_info
@@ -39,6 +39,26 @@ def test_output_shape(Model: type[nn.Module], batch: int) -> None:
 @pytest.mark.parametrize("Model", list(EXPECTED_PARAMETERS))
 def test_parameter_count_matches_formula(Model: type[nn.Module]) -> None:
     assert count_parameters(Model()) == EXPECTED_PARAMETERS[Model]
+
+
+def test_multiply_adds_match_the_hand_count() -> None:
+    # AlexNet's side through the layers: 28 (conv 5x5, pad 2) -> 13 -> 13 (conv) -> 6 -> 6, 6, 6 -> 2
+    hand = (28 * 28 * 16 * 25 + 13 * 13 * 32 * 16 * 9 + 6 * 6 * 48 * 32 * 9 + 6 * 6 * 48 * 48 * 9
+            + 6 * 6 * 32 * 48 * 9 + 128 * 128 + 128 * 128 + 128 * 10)
+    model = AlexNet().train()
+    assert count_multiply_adds(model, torch.zeros(3, 1, 28, 28)) == hand
+    assert model.training, "counting must leave the mode as it found it"
+    # grouped and strided convolutions: each output sees C_in / groups channels
+    conv = nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2)
+    assert count_multiply_adds(conv, torch.zeros(2, 4, 6, 6)) == 8 * 3 * 3 * (4 // 2) * 9
+    assert not conv._forward_hooks, "hooks must be removed"
+
+
+def test_multiply_adds_errors() -> None:
+    with pytest.raises(ValueError, match=r"non-empty batch x of shape \(B, \.\.\.\), got \(0, 1, 28, 28\)"):
+        count_multiply_adds(AlexNet(), torch.zeros(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="got list"):
+        count_multiply_adds(AlexNet(), [1, 2])
 
 
 def test_parameter_counts_of_block_models() -> None:
