@@ -459,13 +459,14 @@ def gradient_variance(
 def steps_to_target(
     loss: Loss, w0: torch.Tensor, X: torch.Tensor, y: torch.Tensor, batch_size: int,
     target: float, optimizer: Callable[..., torch.optim.Optimizer] = SGD,
-    *, max_steps: int = 5000, seed: int = 0, **hyper: Any,
+    *, max_steps: int = 5000, diverged_factor: float = 100.0, seed: int = 0, **hyper: Any,
 ) -> int | None:
     """Mini-batch steps until the loss on the full training set falls to ``target``.
 
     Each step draws ``batch_size`` examples without replacement (a batch of ``N``
     is full-batch gradient descent) and takes one optimizer step; then the full
-    loss is checked.
+    loss is checked. A run whose loss becomes non-finite or exceeds
+    ``diverged_factor`` times the starting loss has diverged and stops at once.
 
     Args:
         loss: ``loss(w, X_batch, y_batch)`` returns the mean loss over the batch.
@@ -475,11 +476,14 @@ def steps_to_target(
         target: stop when the full training loss is at most this.
         optimizer: the optimizer class (ours or ``torch.optim``'s).
         max_steps: give up after this many steps.
+        diverged_factor: give up when the loss exceeds this multiple of the
+            starting loss.
         seed: seeds the draw of the mini-batches.
         **hyper: the optimizer's hyper-parameters (``lr=...``).
 
     Returns:
-        The number of steps taken, or ``None`` if the target was not reached.
+        The number of steps taken, or ``None`` if the target was not reached
+        (too few steps, or diverged).
 
     Raises:
         ValueError: for shapes that do not fit or a batch size out of range.
@@ -488,14 +492,19 @@ def steps_to_target(
     gen = torch.Generator().manual_seed(seed)
     w = w0.detach().clone().requires_grad_(True)
     opt = optimizer([w], **hyper)
+    with torch.no_grad():
+        give_up = diverged_factor * float(loss(w, X, y))
     for step in range(1, max_steps + 1):
         idx = torch.randperm(len(X), generator=gen)[:batch_size].to(X.device)
         opt.zero_grad()
         loss(w, X[idx], y[idx]).backward()
         opt.step()
         with torch.no_grad():
-            if float(loss(w, X, y)) <= target:
-                return step
+            value = float(loss(w, X, y))
+        if value <= target:
+            return step
+        if not math.isfinite(value) or value > give_up:
+            return None
     return None
 
 

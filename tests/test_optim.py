@@ -237,6 +237,21 @@ def test_steps_to_target_gives_up():
     assert steps_to_target(_half_mse, w0, X, y, 8, -1.0, SGD, max_steps=20, lr=0.1) is None
 
 
+def test_steps_to_target_stops_a_diverging_run_early():
+    X, y = _regression(1)
+    w0 = torch.zeros(X.shape[1], dtype=torch.float64)
+    # full-batch GD with a step far above 2 / lambda_max diverges: it must stop long before max_steps
+    calls = 0
+
+    def counting(w, Xb, yb):
+        nonlocal calls
+        calls += 1
+        return _half_mse(w, Xb, yb)
+
+    assert steps_to_target(counting, w0, X, y, len(X), 0.0, SGD, max_steps=10_000, lr=50.0) is None
+    assert calls < 100
+
+
 def test_seconds_per_step_is_positive_and_checks_input():
     X, y = _regression(2)
     w0 = torch.zeros(X.shape[1], dtype=torch.float64)
