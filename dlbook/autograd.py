@@ -162,10 +162,22 @@ class Value:
         return self._lift(other) / self
 
     def backward(self) -> None:
-        """Fill ``grad`` of every value this one depends on with d(self)/d(value).
+        """Add d(self)/d(leaf) to ``grad`` of every leaf this value depends on.
 
-        Gradients accumulate, as in PyTorch: reset them (``zero_grad``) between
-        calls that should not add up.
+        A leaf is a ``Value`` with no parents (a parameter, an input or a constant).
+        Leaf gradients accumulate across calls, as in PyTorch: reset them
+        (``zero_grad``) between calls that should not add up. The gradients of the
+        intermediate values are reset at the start of every call, because each closure
+        passes on its node's *whole* ``grad``: a stale one left by an earlier call would
+        be passed on again and counted once more at every level of the graph. After the
+        call, an intermediate ``grad`` holds d(self)/d(value) for this call alone.
+
+        >>> a = Value(2.0)
+        >>> y = (a * a).tanh()
+        >>> y.backward(); first = a.grad
+        >>> y.backward()  # a second call adds exactly the same amount again
+        >>> a.grad == 2 * first
+        True
         """
         order: list[Value] = []
         seen: set[int] = set()
@@ -181,7 +193,10 @@ class Value:
             seen.add(id(node))
             stack.append((node, True))
             stack.extend((p, False) for p in node._parents if id(p) not in seen)
-        self.grad = 1.0  # d(self)/d(self)
+        for node in order:
+            if node._parents:  # intermediate: forget the adjoint of any earlier call
+                node.grad = 0.0
+        self.grad += 1.0  # d(self)/d(self); self is zero here unless it is a leaf
         for node in reversed(order):
             node._backward()
 

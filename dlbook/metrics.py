@@ -385,42 +385,67 @@ def bootstrap_ci(
 
 
 def paired_difference_ci(
-    differences: ArrayLike, *, test_fraction: float = 0.0, level: float = 0.95
+    differences: ArrayLike,
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    level: float = 0.95,
 ) -> tuple[float, float, float]:
     r"""A t-interval for the mean of paired score differences over repeated splits.
 
     ``differences[j]`` is (score of model A) - (score of model B) on split
-    ``j``, both trained and tested on the same split. With ``test_fraction = 0``
-    this is the ordinary t-interval, :math:`\bar d \pm t_{J-1} s / \sqrt{J}`.
+    ``j``, both trained and tested on the same split. Without ``n_train`` and
+    ``n_test`` this is the ordinary t-interval, :math:`\bar d \pm t_{J-1} s / \sqrt{J}`.
     Repeated random splits share training examples, which makes their
     differences correlated and that interval too narrow; Nadeau and Bengio's
     correction widens it by replacing :math:`1/J` with
-    :math:`1/J + n_\text{test}/n_\text{train}`, passed here as
-    ``test_fraction`` :math:`= n_\text{test} / (n_\text{train} + n_\text{test})`.
+    :math:`1/J + n_\text{test}/n_\text{train}`. Pass the sizes of the sets the
+    models were actually trained and scored on (``len(d.train)`` and
+    ``len(d.test)``): a validation set held out as well belongs to neither.
 
     Args:
         differences: paired differences, shape ``(J,)`` with ``J >= 2``.
-        test_fraction: the share of the data held out in each split (0 for
-            no correction).
+        n_train: the number of training examples in each split; give it
+            together with ``n_test`` to apply the correction.
+        n_test: the number of test examples in each split.
         level: the coverage of the interval, in (0, 1).
 
     Returns:
         ``(mean, low, high)``.
 
     Raises:
-        ValueError: on fewer than two differences, or a fraction or level out of range.
+        ValueError: on fewer than two differences, only one of ``n_train`` and
+            ``n_test``, a size below 1, or a level out of range.
+        TypeError: if a size is not an int.
+
+    >>> d = [0.02, 0.01, 0.03, 0.02]
+    >>> _, low, high = paired_difference_ci(d)
+    >>> _, low_c, high_c = paired_difference_ci(d, n_train=300, n_test=100)
+    >>> low_c < low < high < high_c
+    True
     """
     from scipy import stats
 
     d = _as_1d("differences", differences).astype(float)
     if len(d) < 2:
         raise ValueError(f"need at least 2 paired differences, got {len(d)}")
-    if not 0 <= test_fraction < 1:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if (n_train is None) != (n_test is None):
+        raise ValueError(
+            f"give both n_train and n_test for the correction, or neither; "
+            f"got n_train={n_train!r}, n_test={n_test!r}"
+        )
+    ratio = 0.0
+    if n_train is not None and n_test is not None:
+        for name, n in (("n_train", n_train), ("n_test", n_test)):
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+            if n < 1:
+                raise ValueError(f"{name} must be >= 1, got {n}")
+        ratio = n_test / n_train
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     J = len(d)
     # Var(mean) ~ (1/J + n_test/n_train) s^2   (Nadeau and Bengio's corrected resampled t)
-    scale = np.sqrt((1 / J + test_fraction / (1 - test_fraction)) * d.var(ddof=1))
+    scale = np.sqrt((1 / J + ratio) * d.var(ddof=1))
     half = stats.t.ppf((1 + level) / 2, df=J - 1) * scale
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)

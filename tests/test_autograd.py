@@ -182,3 +182,67 @@ def test_mlp_learns_xor() -> None:
             p.data -= 0.05 * p.grad
     predictions = [math.copysign(1.0, net(x)[0].data) for x in X]
     assert predictions == y
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("n_calls", [2, 3])
+def test_repeated_backward_accumulates_leaves_like_torch(seed: int, n_calls: int) -> None:
+    """Calling backward k times adds k times the gradient to the leaves, as in torch."""
+    rng = random.Random(1000 + seed)
+    n_inputs = rng.randint(1, 4)
+    program = _random_program(rng, n_inputs, rng.randint(3, 25))
+    xs = [rng.uniform(-1.5, 1.5) for _ in range(n_inputs)]
+
+    ours = [Value(x) for x in xs]
+    out = _run(program, ours, _value_safe)
+    loss = sum((n.tanh() for n in out[-3:]), Value(0.0))
+    loss.backward()
+    first_leaves = [v.grad for v in ours]
+    first_inner = [n.grad for n in out[n_inputs:]]
+    for _ in range(n_calls - 1):
+        loss.backward()
+
+    ref = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
+    ref_loss = sum(n.tanh() for n in _run(program, ref, _torch_safe)[-3:])
+    for _ in range(n_calls):
+        ref_loss.backward(retain_graph=True)
+
+    for v, t, g1 in zip(ours, ref, first_leaves):
+        expected = t.grad.item() if t.grad is not None else 0.0
+        assert v.grad == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert v.grad == pytest.approx(n_calls * g1, rel=1e-12, abs=1e-15)
+    # Intermediate gradients describe the last call only: they do not pile up.
+    assert [n.grad for n in out[n_inputs:]] == pytest.approx(first_inner, rel=1e-12, abs=1e-15)
+
+
+def test_backward_twice_on_a_chain_doubles_exactly() -> None:
+    # The reviewer's example: without the reset of intermediate grads this gave 5x.
+    a, b = Value(0.5), Value(-0.7)
+    out = ((a * b).tanh() * 3).exp()
+    out.backward()
+    g_a, g_b = a.grad, b.grad
+    out.backward()
+    assert (a.grad, b.grad) == (2 * g_a, 2 * g_b)
+
+
+def test_backward_from_an_intermediate_then_the_output() -> None:
+    # d(y)/da from the first call plus dL/da from the second, exactly as torch adds them.
+    a = Value(0.8)
+    y = a * a
+    loss = y.tanh() * 2
+    y.backward()
+    loss.backward()
+    at = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+    yt = at * at
+    loss_t = yt.tanh() * 2
+    yt.backward(retain_graph=True)
+    loss_t.backward()
+    assert a.grad == pytest.approx(at.grad.item(), rel=1e-12)
+    assert y.grad == pytest.approx(2 * (1 - math.tanh(0.64) ** 2), rel=1e-12)
+
+
+def test_backward_of_a_leaf_accumulates_one() -> None:
+    a = Value(4.0)
+    a.backward()
+    a.backward()
+    assert a.grad == 2.0

@@ -151,13 +151,54 @@ def test_paired_difference_ci_matches_scipy_t_interval(seed):
     ref = stats.t.interval(0.95, df=14, loc=d.mean(), scale=stats.sem(d))
     assert mean == pytest.approx(d.mean())
     np.testing.assert_allclose([low, high], ref)
-    _, low_c, high_c = M.paired_difference_ci(d, test_fraction=0.2)
+    _, low_c, high_c = M.paired_difference_ci(d, n_train=340, n_test=114)
     assert low_c < low and high_c > high  # the correction widens the interval
+
+
+@pytest.mark.parametrize("n_train, n_test", [(340, 114), (1077, 450), (60, 60)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_corrected_interval_uses_n_test_over_n_train(seed, n_train, n_test):
+    """Nadeau and Bengio: the t-interval with variance (1/J + n_test/n_train) s^2."""
+    from scipy import stats
+
+    d = np.random.default_rng(seed).normal(0.01, 0.02, size=10)
+    mean, low, high = M.paired_difference_ci(d, n_train=n_train, n_test=n_test)
+    scale = np.sqrt(1 / 10 + n_test / n_train) * d.std(ddof=1)
+    ref = stats.t.interval(0.95, df=9, loc=d.mean(), scale=scale)
+    np.testing.assert_allclose([low, high], ref, rtol=1e-12)
+    assert mean == pytest.approx(d.mean())
+
+
+def test_corrected_interval_sizes_from_a_split_with_validation():
+    """With a validation set, n_test/n_train is not test/(1 - test): use the split sizes."""
+    from dlbook.data import breast_cancer
+
+    split = breast_cancer(seed=0)  # 60% train, 20% validation, 20% test
+    d = np.array([0.02, 0.0, 0.03, 0.01, 0.02])
+    _, low, high = M.paired_difference_ci(d, n_train=len(split.train), n_test=len(split.test))
+    ratio = len(split.test) / len(split.train)
+    assert ratio == pytest.approx(0.2 / 0.6, rel=0.02)
+    half = _corrected_half_width(d, ratio)
+    assert (high - low) / 2 == pytest.approx(half, rel=1e-12)
+
+
+def _corrected_half_width(d: np.ndarray, ratio: float) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df=len(d) - 1) * np.sqrt((1 / len(d) + ratio) * d.var(ddof=1)))
 
 
 def test_interval_errors():
     with pytest.raises(ValueError, match="at least 2"):
         M.paired_difference_ci([0.1])
+    with pytest.raises(ValueError, match="both n_train and n_test"):
+        M.paired_difference_ci([0.1, 0.2], n_test=100)
+    with pytest.raises(ValueError, match="n_train must be >= 1"):
+        M.paired_difference_ci([0.1, 0.2], n_train=0, n_test=100)
+    with pytest.raises(TypeError, match="n_test must be an int"):
+        M.paired_difference_ci([0.1, 0.2], n_train=300, n_test=0.2)
+    with pytest.raises(TypeError, match="test_fraction"):
+        M.paired_difference_ci([0.1, 0.2], test_fraction=0.2)
     with pytest.raises(ValueError, match="level"):
         M.bootstrap_ci(M.accuracy, [0, 1], [0, 1], level=1.5)
     with pytest.raises(ValueError, match="same length"):
