@@ -165,3 +165,14 @@ def test_equation_labels_are_unique_across_the_book():
             seen.setdefault(label, name)
     assert not clashes, clashes
     assert len(seen) > 50
+
+
+def test_no_control_characters_in_the_sources():
+    # A TAB or form feed in a page is almost always LaTeX mangled by a string escape
+    # ("\times" -> TAB + "imes"), which MathJax then renders as text.
+    bad = []
+    for path in sorted((ROOT / "book").rglob("*.md")) + sorted((ROOT / "dlbook").rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.search(r"[\x00-\x08\x09\x0b\x0c\x0e-\x1f]", line):
+                bad.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:60]!r}")
+    assert not bad, bad
