@@ -10,6 +10,24 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# Counts and timings the site tests measure (pages, links, build times): pytest
+# hides a passing test's output, so they are collected here and printed in the
+# terminal summary of every run, CI's included.
+_MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture
+def measured():
+    """Call ``measured("what: number")`` to report a count or timing in the summary."""
+    return _MEASUREMENTS.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _MEASUREMENTS:
+        terminalreporter.section("dlbook measurements")
+        for line in _MEASUREMENTS:
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def built_site():

@@ -89,7 +89,7 @@ def _site_pages() -> list[str]:
     return [f"{name}.html" for name in toc_files()] + ["genindex.html", "search.html"]
 
 
-def test_every_page_loads_cleanly_offline(browser, server):
+def test_every_page_loads_cleanly_offline(browser, server, measured):
     pages = _site_pages()
     problems, images_checked, math_pages = [], 0, 0
     for rel in pages:
@@ -119,7 +119,7 @@ def test_every_page_loads_cleanly_offline(browser, server):
             problems += [f"{rel}: request outside the site: {u}" for u in visit.external]
         finally:
             visit.close()
-    print(f"browser: {len(pages)} pages, {math_pages} with math, {images_checked} images checked")
+    measured(f"browser: {len(pages)} pages, {math_pages} with math, {images_checked} images checked")
     assert not problems, "\n".join(problems)
 
 

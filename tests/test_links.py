@@ -39,7 +39,7 @@ def _parse(path: Path, cache: dict[Path, _Links]) -> _Links:
     return cache[path]
 
 
-def test_no_broken_internal_links_or_anchors(built_site):
+def test_no_broken_internal_links_or_anchors(built_site, measured):
     result, _ = built_site
     assert result.returncode == 0, "the book build failed; see test_site.py"
     pages = sorted(p for p in HTML.rglob("*.html") if "_static" not in p.parts)
@@ -57,6 +57,6 @@ def test_no_broken_internal_links_or_anchors(built_site):
             elif parts.fragment and target.suffix == ".html":
                 if unquote(parts.fragment) not in _parse(target, cache).ids:
                     broken.append(f"{page.relative_to(HTML)}: {link} (no such anchor)")
-    print(f"link check: {len(pages)} pages, {checked} internal links and anchors")
+    measured(f"link check: {len(pages)} pages, {checked} internal links and anchors")
     assert checked > 500
     assert not broken, "\n".join(broken[:50])

@@ -96,17 +96,17 @@ def built(built_site):
 
 
 @pytest.mark.build
-def test_the_strict_build_succeeds_without_warnings(built):
+def test_the_strict_build_succeeds_without_warnings(built, measured):
     result, seconds = built
     output = result.stdout + result.stderr
-    print(f"book build took {seconds:.0f} s")
+    measured(f"book build (make html) took {seconds:.0f} s")
     assert result.returncode == 0, output[-5000:]
     warnings = [line for line in output.splitlines() if "WARNING" in line and "IPKernelApp" not in line]
     assert not warnings, warnings
 
 
 @pytest.mark.build
-def test_every_page_has_its_outputs_and_no_errors(built):
+def test_every_page_has_its_outputs_and_no_errors(built, measured):
     checked = 0
     for name in toc_files():
         page = HTML / f"{name}.html"
@@ -125,7 +125,7 @@ def test_every_page_has_its_outputs_and_no_errors(built):
             if "_images/" in (image.get("src") or ""):
                 assert (page.parent / image["src"]).resolve().exists(), f"{name}: missing {image['src']}"
                 assert image.get("alt"), f"{name}: a figure without alt text ({image['src']})"
-    print(f"checked {checked} executed pages")
+    measured(f"pages with outputs and no errors: {checked} executed pages")
     assert checked >= 3
 
 
@@ -143,14 +143,14 @@ def test_the_build_report_lists_every_executed_page(built):
 
 
 @pytest.mark.build
-def test_a_rebuild_without_changes_executes_nothing(built):
+def test_a_rebuild_without_changes_executes_nothing(built, measured):
     start = time.perf_counter()
     result = run_build(ROOT)
     seconds = time.perf_counter() - start
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "Executing notebook" not in output
-    print(f"no-change rebuild took {seconds:.1f} s")
+    measured(f"no-change rebuild took {seconds:.1f} s")
 
 
 def test_equation_labels_are_unique_across_the_book():
