@@ -80,12 +80,17 @@ def _torch_safe(a: torch.Tensor) -> torch.Tensor:
     return (a * a + 0.5).tanh() + 0.1
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_random_graphs_match_torch(seed: int) -> None:
+def _random_case(seed: int) -> tuple[list, list[float]]:
+    """A random expression program and input values for it, drawn from ``seed``."""
     rng = random.Random(seed)
     n_inputs = rng.randint(1, 4)
     program = _random_program(rng, n_inputs, rng.randint(3, 25))
-    xs = [rng.uniform(-1.5, 1.5) for _ in range(n_inputs)]
+    return program, [rng.uniform(-1.5, 1.5) for _ in range(n_inputs)]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_graphs_match_torch(seed: int) -> None:
+    program, xs = _random_case(seed)
 
     ours = [Value(x) for x in xs]
     out = _run(program, ours, _value_safe)
@@ -188,10 +193,8 @@ def test_mlp_learns_xor() -> None:
 @pytest.mark.parametrize("n_calls", [2, 3])
 def test_repeated_backward_accumulates_leaves_like_torch(seed: int, n_calls: int) -> None:
     """Calling backward k times adds k times the gradient to the leaves, as in torch."""
-    rng = random.Random(1000 + seed)
-    n_inputs = rng.randint(1, 4)
-    program = _random_program(rng, n_inputs, rng.randint(3, 25))
-    xs = [rng.uniform(-1.5, 1.5) for _ in range(n_inputs)]
+    program, xs = _random_case(1000 + seed)
+    n_inputs = len(xs)
 
     ours = [Value(x) for x in xs]
     out = _run(program, ours, _value_safe)
