@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 __all__ = [
-    "SGD", "RMSProp", "Adam", "Quadratic", "trajectory",
+    "ScratchOptimizer", "SGD", "RMSProp", "Adam", "Quadratic", "trajectory",
     "gradient_variance", "steps_to_target", "seconds_per_step",
 ]
 
@@ -44,7 +44,40 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
-class SGD(torch.optim.Optimizer):
+class ScratchOptimizer(torch.optim.Optimizer):
+    """What every optimizer of this module does the same way; subclasses write only the update.
+
+    :meth:`step` evaluates the optional closure, adds the weight-decay term to each
+    parameter's gradient, and hands the parameter, its gradient, its state and its
+    group's hyper-parameters to :meth:`update`, which moves the parameter in place.
+    Every subclass stores ``weight_decay`` in its parameter groups.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """Take one step; ``closure`` (optional) re-evaluates and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for w in group["params"]:
+                if w.grad is None:
+                    continue
+                g = w.grad
+                if group["weight_decay"] != 0:
+                    # g <- g + lambda w   (the gradient of the L2 penalty lambda/2 ||w||^2)
+                    g = g + group["weight_decay"] * w
+                self.update(w, g, self.state[w], group)
+        return loss
+
+    def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        """Move ``w`` in place, given its gradient ``g`` (weight decay included)."""
+        raise NotImplementedError
+
+
+class SGD(ScratchOptimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
 
     With ``momentum=0`` each step is :math:`w \leftarrow w - \eta g`. With momentum
@@ -92,40 +125,25 @@ class SGD(torch.optim.Optimizer):
                         weight_decay=weight_decay, nesterov=nesterov)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Take one step; ``closure`` (optional) re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
-            lam, nesterov = group["weight_decay"], group["nesterov"]
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = w.grad
-                if lam != 0:
-                    # g <- g + lambda w   (the gradient of the L2 penalty lambda/2 ||w||^2)
-                    g = g + lam * w
-                if mu != 0:
-                    state = self.state[w]
-                    if "v" not in state:
-                        # v_1 = g_1
-                        state["v"] = g.clone()
-                    else:
-                        # v_t = mu v_{t-1} + (1 - tau) g_t
-                        state["v"].mul_(mu).add_(g, alpha=1 - tau)
-                    v = state["v"]
-                    # Nesterov: step along g_t + mu v_t; heavy ball: along v_t
-                    g = g + mu * v if nesterov else v
-                # w <- w - eta g
-                w.add_(g, alpha=-lr)
-        return loss
+    def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        """One step for ``w`` (see the class docstring for the equations)."""
+        lr, mu, tau, nesterov = group["lr"], group["momentum"], group["dampening"], group["nesterov"]
+        if mu != 0:
+            if "v" not in state:
+                # v_1 = g_1
+                state["v"] = g.clone()
+            else:
+                # v_t = mu v_{t-1} + (1 - tau) g_t
+                state["v"].mul_(mu).add_(g, alpha=1 - tau)
+            v = state["v"]
+            # Nesterov: step along g_t + mu v_t; heavy ball: along v_t
+            g = g + mu * v if nesterov else v
+        # w <- w - eta g
+        w.add_(g, alpha=-lr)
 
 
-class RMSProp(torch.optim.Optimizer):
+class RMSProp(ScratchOptimizer):
     r"""RMSProp: divide each coordinate's step by a running RMS of its gradients.
 
     :math:`s_t = \alpha s_{t-1} + (1 - \alpha) g_t^2` and
@@ -165,50 +183,35 @@ class RMSProp(torch.optim.Optimizer):
                         momentum=momentum, centered=centered)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Take one step; ``closure`` (optional) re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            lam, mu = group["weight_decay"], group["momentum"]
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = w.grad
-                if lam != 0:
-                    # g <- g + lambda w
-                    g = g + lam * w
-                state = self.state[w]
-                if not state:
-                    state["s"] = torch.zeros_like(w)
-                    state["g_bar"] = torch.zeros_like(w)
-                    state["v"] = torch.zeros_like(w)
-                s = state["s"]
-                # s_t = alpha s_{t-1} + (1 - alpha) g_t^2
-                s.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                if group["centered"]:
-                    # g_bar_t = alpha g_bar_{t-1} + (1 - alpha) g_t
-                    # sigma_t = sqrt(s_t - g_bar_t^2)
-                    state["g_bar"].lerp_(g, 1 - alpha)
-                    rms = (s - state["g_bar"] ** 2).sqrt()
-                else:
-                    rms = s.sqrt()
-                denominator = rms + eps
-                if mu > 0:
-                    # v_t = mu v_{t-1} + g_t / (sqrt(s_t) + eps);  w <- w - eta v_t
-                    state["v"].mul_(mu).addcdiv_(g, denominator)
-                    w.add_(state["v"], alpha=-lr)
-                else:
-                    # w <- w - eta g_t / (sqrt(s_t) + eps)
-                    w.addcdiv_(g, denominator, value=-lr)
-        return loss
+    def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        """One step for ``w`` (see the class docstring for the equations)."""
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        if not state:
+            state["s"] = torch.zeros_like(w)
+            state["g_bar"] = torch.zeros_like(w)
+            state["v"] = torch.zeros_like(w)
+        s = state["s"]
+        # s_t = alpha s_{t-1} + (1 - alpha) g_t^2
+        s.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+        if group["centered"]:
+            # g_bar_t = alpha g_bar_{t-1} + (1 - alpha) g_t
+            # sigma_t = sqrt(s_t - g_bar_t^2)
+            state["g_bar"].lerp_(g, 1 - alpha)
+            rms = (s - state["g_bar"] ** 2).sqrt()
+        else:
+            rms = s.sqrt()
+        denominator = rms + eps
+        if mu > 0:
+            # v_t = mu v_{t-1} + g_t / (sqrt(s_t) + eps);  w <- w - eta v_t
+            state["v"].mul_(mu).addcdiv_(g, denominator)
+            w.add_(state["v"], alpha=-lr)
+        else:
+            # w <- w - eta g_t / (sqrt(s_t) + eps)
+            w.addcdiv_(g, denominator, value=-lr)
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(ScratchOptimizer):
     r"""Adam: momentum on the gradient, RMSProp scaling, both bias-corrected.
 
     .. math::
@@ -250,46 +253,31 @@ class Adam(torch.optim.Optimizer):
                         amsgrad=amsgrad)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """Take one step; ``closure`` (optional) re-evaluates and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-            lam = group["weight_decay"]
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = w.grad
-                if lam != 0:
-                    # g <- g + lambda w
-                    g = g + lam * w
-                state = self.state[w]
-                if not state:
-                    state["t"] = 0
-                    state["m"] = torch.zeros_like(w)
-                    state["s"] = torch.zeros_like(w)
-                    state["s_max"] = torch.zeros_like(w)
-                state["t"] += 1
-                t, m, s = state["t"], state["m"], state["s"]
-                # m_t = beta1 m_{t-1} + (1 - beta1) g_t
-                m.lerp_(g, 1 - beta1)
-                # s_t = beta2 s_{t-1} + (1 - beta2) g_t^2
-                s.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if group["amsgrad"]:
-                    # AMSGrad: s_t <- max(s_1, ..., s_t), so the step never grows back
-                    torch.maximum(state["s_max"], s, out=state["s_max"])
-                    s = state["s_max"]
-                # bias corrections: m_hat = m_t / (1 - beta1^t),  s_hat = s_t / (1 - beta2^t)
-                correction1 = 1 - beta1**t
-                correction2 = 1 - beta2**t
-                # w <- w - eta m_hat / (sqrt(s_hat) + eps)
-                denominator = (s.sqrt() / math.sqrt(correction2)).add_(eps)
-                w.addcdiv_(m, denominator, value=-lr / correction1)
-        return loss
+    def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        """One step for ``w`` (see the class docstring for the equations)."""
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        if not state:
+            state["t"] = 0
+            state["m"] = torch.zeros_like(w)
+            state["s"] = torch.zeros_like(w)
+            state["s_max"] = torch.zeros_like(w)
+        state["t"] += 1
+        t, m, s = state["t"], state["m"], state["s"]
+        # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+        m.lerp_(g, 1 - beta1)
+        # s_t = beta2 s_{t-1} + (1 - beta2) g_t^2
+        s.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        if group["amsgrad"]:
+            # AMSGrad: s_t <- max(s_1, ..., s_t), so the step never grows back
+            torch.maximum(state["s_max"], s, out=state["s_max"])
+            s = state["s_max"]
+        # bias corrections: m_hat = m_t / (1 - beta1^t),  s_hat = s_t / (1 - beta2^t)
+        correction1 = 1 - beta1**t
+        correction2 = 1 - beta2**t
+        # w <- w - eta m_hat / (sqrt(s_hat) + eps)
+        denominator = (s.sqrt() / math.sqrt(correction2)).add_(eps)
+        w.addcdiv_(m, denominator, value=-lr / correction1)
 
 
 class Quadratic:
