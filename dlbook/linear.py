@@ -29,7 +29,8 @@ __all__ = [
     "sigmoid", "log_sigmoid", "log_softmax", "softmax",
     "mse_loss", "mse_gradient", "logistic_loss", "logistic_gradient",
     "softmax_loss", "softmax_gradient",
-    "LinearRegression", "LogisticRegression", "SoftmaxRegression", "ScratchModel", "fit_gd",
+    "LinearScore", "LinearRegression", "LogisticRegression", "SoftmaxRegression", "ScratchModel",
+    "fit_gd",
 ]
 
 
@@ -258,7 +259,36 @@ def _zeros(
     return torch.zeros(shape, dtype=dtype, device=device if device is not None else default_device())
 
 
-class LinearRegression:
+class LinearScore:
+    r"""The score :math:`z = \mathbf{w}^\top \mathbf{x} + b` that linear and logistic regression share.
+
+    Args:
+        n_features: the input dimension ``D``.
+        dtype: dtype of the parameters (float32, or float64 for checks).
+        device: where the parameters live; :func:`dlbook.device` by default.
+
+    Raises:
+        ValueError: if ``n_features`` is not an int >= 1.
+    """
+
+    def __init__(self, n_features: int, *, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None) -> None:
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
+        self.w = _zeros((n_features,), dtype, device)  # (D,)
+        self.b = _zeros((), dtype, device)
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The parameters ``[w, b]``, in the order :meth:`gradients` returns them."""
+        return [self.w, self.b]
+
+    def score(self, X: torch.Tensor) -> torch.Tensor:
+        """The scores ``X w + b``, shape ``(B,)``."""
+        _check_X(X, len(self.w))
+        return X @ self.w + self.b  # (B, D) @ (D,) -> (B,)
+
+
+class LinearRegression(LinearScore):
     r"""Linear regression :math:`\hat y = \mathbf{w}^\top \mathbf{x} + b`, in closed form or by descent.
 
     Args:
@@ -273,21 +303,9 @@ class LinearRegression:
     (3.0, 1.0)
     """
 
-    def __init__(self, n_features: int, *, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> None:
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
-        self.w = _zeros((n_features,), dtype, device)  # (D,)
-        self.b = _zeros((), dtype, device)
-
-    def parameters(self) -> list[torch.Tensor]:
-        """The parameters ``[w, b]``, in the order :meth:`gradients` returns them."""
-        return [self.w, self.b]
-
     def predict(self, X: torch.Tensor) -> torch.Tensor:
         """Predictions ``X w + b``, shape ``(B,)``."""
-        _check_X(X, len(self.w))
-        return X @ self.w + self.b  # (B, D) @ (D,) -> (B,)
+        return self.score(X)
 
     def loss(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mean squared error on ``(X, y)``."""
@@ -320,7 +338,7 @@ class LinearRegression:
         return self
 
 
-class LogisticRegression:
+class LogisticRegression(LinearScore):
     r"""Binary logistic regression, :math:`p(y{=}1 \mid \mathbf{x}) = \sigma(\mathbf{w}^\top\mathbf{x} + b)`.
 
     Args:
@@ -329,21 +347,9 @@ class LogisticRegression:
         device: where the parameters live; :func:`dlbook.device` by default.
     """
 
-    def __init__(self, n_features: int, *, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> None:
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
-        self.w = _zeros((n_features,), dtype, device)  # (D,)
-        self.b = _zeros((), dtype, device)
-
-    def parameters(self) -> list[torch.Tensor]:
-        """The parameters ``[w, b]``, in the order :meth:`gradients` returns them."""
-        return [self.w, self.b]
-
     def logits(self, X: torch.Tensor) -> torch.Tensor:
         """The log-odds ``z = X w + b``, shape ``(B,)``."""
-        _check_X(X, len(self.w))
-        return X @ self.w + self.b  # (B,)
+        return self.score(X)
 
     def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
         """The probability of class 1 for each row, shape ``(B,)``."""
