@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "CNNClassifier", "global_average_head",
     "count_multiply_adds",
     "AlexNetConfig", "AlexNet", "VGGConfig", "VGG", "InceptionConfig", "InceptionBlock",
     "Inception", "conv_bn_relu", "vgg_block", "ResNetConfig", "ResidualBlock", "ResNet",
@@ -101,6 +102,31 @@ def _check_positive(owner: str, **values: int | tuple[int, ...]) -> None:
             raise ValueError(f"{owner}.{name} must be positive ints, got {value!r}")
 
 
+class CNNClassifier(nn.Module):
+    """A CNN classifier in two parts: ``features`` (convolutions and pooling) and ``head``.
+
+    Subclasses build both in ``__init__`` and set ``in_channels``; the forward pass is
+    the same for all of them. Transfer learning keeps ``features`` and replaces ``head``.
+    """
+
+    in_channels: int
+    features: nn.Module
+    head: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``(B, num_classes)`` for images ``(B, in_channels, H, W)``."""
+        _check_images(x, self.in_channels)
+        return self.head(self.features(x))
+
+
+def global_average_head(width: int, num_classes: int) -> nn.Sequential:
+    """Global average pooling and one linear layer: ``(B, width, H, W)`` to ``(B, num_classes)``.
+
+    GoogLeNet's replacement for a wide fully connected head.
+    """
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
 # --------------------------------------------------------------------------- AlexNet
 
 
@@ -131,12 +157,13 @@ class AlexNetConfig:
             raise ValueError(f"AlexNetConfig.dropout must be in [0, 1), got {self.dropout}")
 
 
-class AlexNet(nn.Module):
+class AlexNet(CNNClassifier):
     """Five convolutions, three overlapping 3×3/stride-2 max pools, a dropout head."""
 
     def __init__(self, config: AlexNetConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or AlexNetConfig()
+        self.in_channels = c.in_channels
         c1, c2, c3, c4, c5 = c.channels
         self.features = nn.Sequential(
             nn.Conv2d(c.in_channels, c1, 5, padding=2), nn.ReLU(),  # (B, c1, 28, 28)
@@ -154,11 +181,6 @@ class AlexNet(nn.Module):
             nn.Dropout(c.dropout), nn.Linear(c.hidden, c.hidden), nn.ReLU(),
             nn.Linear(c.hidden, c.num_classes),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, num_classes)`` for images ``(B, C, 28, 28)``."""
-        _check_images(x, self.config.in_channels)
-        return self.head(self.features(x))
 
 
 # --------------------------------------------------------------------------- VGG
@@ -202,12 +224,13 @@ def vgg_block(convs: int, in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(CNNClassifier):
     """Blocks of 3×3 convolutions: depth from one repeated, simple part."""
 
     def __init__(self, config: VGGConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or VGGConfig()
+        self.in_channels = c.in_channels
         blocks, width = [], c.in_channels
         for convs, channels in c.blocks:
             blocks.append(vgg_block(convs, width, channels))
@@ -221,11 +244,6 @@ class VGG(nn.Module):
             nn.Linear(width * side * side, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, c.num_classes),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, num_classes)`` for images ``(B, C, 28, 28)``."""
-        _check_images(x, self.config.in_channels)
-        return self.head(self.features(x))
 
 
 # --------------------------------------------------------------------------- Inception
@@ -302,12 +320,13 @@ class InceptionBlock(nn.Module):
         return torch.cat(branches, dim=1)
 
 
-class Inception(nn.Module):
+class Inception(CNNClassifier):
     """A stem convolution, Inception blocks, global average pooling, one linear layer."""
 
     def __init__(self, config: InceptionConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or InceptionConfig()
+        self.in_channels = c.in_channels
         layers: list[nn.Module] = [
             conv_bn_relu(c.in_channels, c.stem, 3), nn.MaxPool2d(2),  # (B, stem, 14, 14)
         ]
@@ -320,14 +339,7 @@ class Inception(nn.Module):
                 layers.append(nn.MaxPool2d(2))  # (B, width, 7, 7)
         self.features = nn.Sequential(*layers)
         # Global average pooling replaces the wide fully connected head.
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, c.num_classes)  # (B, K)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, num_classes)`` for images ``(B, C, H, W)``."""
-        _check_images(x, self.config.in_channels)
-        return self.head(self.features(x))
+        self.head = global_average_head(width, c.num_classes)  # (B, K)
 
 
 # --------------------------------------------------------------------------- ResNet
@@ -382,12 +394,13 @@ class ResidualBlock(nn.Module):
         return F.relu(self.shortcut(x) + residual)
 
 
-class ResNet(nn.Module):
+class ResNet(CNNClassifier):
     """A stem, stages of residual blocks, global average pooling, one linear layer."""
 
     def __init__(self, config: ResNetConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or ResNetConfig()
+        self.in_channels = c.in_channels
         layers: list[nn.Module] = [
             nn.Conv2d(c.in_channels, c.stages[0], 3, padding=1, bias=False),
             nn.BatchNorm2d(c.stages[0]), nn.ReLU(),
@@ -400,14 +413,7 @@ class ResNet(nn.Module):
                 layers.append(ResidualBlock(width, channels, stride))
                 width = channels
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, c.num_classes)  # (B, K)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, num_classes)`` for images ``(B, C, H, W)``."""
-        _check_images(x, self.config.in_channels)
-        return self.head(self.features(x))
+        self.head = global_average_head(width, c.num_classes)  # (B, K)
 
 
 # --------------------------------------------------------------------------- GlyphNet
@@ -431,7 +437,7 @@ class GlyphNetConfig:
             raise ValueError(f"GlyphNetConfig.channels needs 3 widths, got {len(self.channels)}")
 
 
-class GlyphNet(nn.Module):
+class GlyphNet(CNNClassifier):
     """Three conv–ReLU layers (two followed by 2×2 pooling), global average pooling,
     and a linear head.
 
@@ -443,6 +449,7 @@ class GlyphNet(nn.Module):
     def __init__(self, config: GlyphNetConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or GlyphNetConfig()
+        self.in_channels = 1  # grayscale glyphs
         c1, c2, c3 = c.channels
         self.features = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, 14, 14)
@@ -457,10 +464,6 @@ class GlyphNet(nn.Module):
         """Length of the feature vector that ``features`` returns."""
         return self.config.channels[2]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``(B, num_classes)`` for images ``(B, 1, H, W)``."""
-        _check_images(x, 1)
-        return self.head(self.features(x))
 
 
 def glyphnet(weights: str | None = None, *, num_classes: int | None = None) -> GlyphNet:
