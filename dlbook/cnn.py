@@ -387,11 +387,14 @@ class ResidualBlock(nn.Module):
                 nn.BatchNorm2d(out_channels),
             )
 
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned change ``F(x)``: conv, batch norm, ReLU, conv, batch norm."""
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, H, W)`` to ``(B, C_out, H / stride, W / stride)``."""
-        residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
         # y = relu(x + F(x)): the block learns the change F, the identity carries x
-        return F.relu(self.shortcut(x) + residual)
+        return F.relu(self.shortcut(x) + self.residual(x))
 
 
 class ResNet(CNNClassifier):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "output_size", "conv2d_direct", "im2col", "col2im", "conv2d", "max_pool2d",
+    "output_size", "receptive_field", "conv2d_direct", "im2col", "col2im", "conv2d", "max_pool2d",
     "avg_pool2d", "Conv2dFunction", "MaxPool2dFunction", "AvgPool2dFunction",
     "LeNetConfig", "LeNet",
 ]
@@ -112,6 +112,30 @@ def _conv_shapes(
         raise ValueError(f"expected bias of shape ({C_out},), got {tuple(bias.shape)}")
     H, W = x.shape[2:]
     return output_size(H, k_h, stride[0], padding[0]), output_size(W, k_w, stride[1], padding[1])
+
+
+def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
+    r"""Side of the input window that one unit after ``layers`` sees.
+
+    Each layer is ``(kernel, stride)`` (a convolution or a pooling window). With
+    :math:`j_l` the distance in input pixels between neighbouring units of layer
+    :math:`l` (:math:`r_0 = j_0 = 1`),
+
+    .. math:: r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \qquad j_l = j_{l-1}\, s_l .
+
+    Raises:
+        ValueError: if a kernel or stride is below 1.
+
+    >>> receptive_field([(5, 1), (2, 2), (5, 1), (2, 2)])  # LeNet
+    16
+    """
+    r, j = 1, 1
+    for kernel, stride in layers:
+        if kernel < 1 or stride < 1:
+            raise ValueError(f"expected kernel >= 1 and stride >= 1, got ({kernel}, {stride})")
+        # r_l = r_{l-1} + (k_l - 1) j_{l-1},  j_l = j_{l-1} s_l
+        r, j = r + (kernel - 1) * j, j * stride
+    return r
 
 
 def conv2d_direct(

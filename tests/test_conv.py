@@ -14,6 +14,7 @@ from dlbook.conv import (
     avg_pool2d,
     col2im,
     conv2d,
+    receptive_field,
     conv2d_direct,
     im2col,
     max_pool2d,
@@ -249,9 +250,15 @@ def test_lenet_receptive_field_matches_formula(kernel_size: int) -> None:
     centre = pool2.shape[-1] // 2
     pool2[0, 0, centre, centre].backward()
     rows, cols = x.grad[0, 0].nonzero().unbind(1)
-    # r_l = r_{l-1} + (k_l - 1) j_{l-1},  j_l = j_{l-1} s_l
-    r, j = 1, 1
-    for k, s in [(kernel_size, 1), (2, 2), (kernel_size, 1), (2, 2)]:
-        r, j = r + (k - 1) * j, j * s
+    r = receptive_field([(kernel_size, 1), (2, 2), (kernel_size, 1), (2, 2)])
     assert (rows.max() - rows.min() + 1).item() == r
     assert (cols.max() - cols.min() + 1).item() == r
+
+
+def test_receptive_field_by_hand_and_errors() -> None:
+    assert receptive_field([]) == 1
+    assert receptive_field([(3, 1)] * 3) == 7  # three 3x3 convolutions see 7x7
+    # 3x3 conv, 2x2 pool, repeated: 3, 4, 8, 10, 18, 22, 38 (the texture network)
+    assert receptive_field([(3, 1), (2, 2), (3, 1), (2, 2), (3, 1), (2, 2), (3, 1)]) == 38
+    with pytest.raises(ValueError, match=r"expected kernel >= 1 and stride >= 1, got \(0, 1\)"):
+        receptive_field([(0, 1)])
