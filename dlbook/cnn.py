@@ -109,10 +109,6 @@ class CNNClassifier(nn.Module):
     the same for all of them. Transfer learning keeps ``features`` and replaces ``head``.
     """
 
-    in_channels: int
-    features: nn.Module
-    head: nn.Module
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores ``(B, num_classes)`` for images ``(B, in_channels, H, W)``."""
         _check_images(x, self.in_channels)

@@ -279,7 +279,7 @@ class LinearScore:
         self.b = _zeros((), dtype, device)
 
     def parameters(self) -> list[torch.Tensor]:
-        """The parameters ``[w, b]``, in the order :meth:`gradients` returns them."""
+        """The parameters ``[w, b]``, in the order the models' ``gradients`` return them."""
         return [self.w, self.b]
 
     def score(self, X: torch.Tensor) -> torch.Tensor:
