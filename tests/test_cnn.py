@@ -271,5 +271,15 @@ def test_texture_synthesis_lowers_loss() -> None:
     image, losses = synthesize_texture(target, steps=10, net=net)
     assert image.shape == (1, 3, 16, 16) and losses[-1] < 0.1 * losses[0]
     assert texture_loss(net(target), [gram_matrix(f) for f in net(target)]) == 0
+    # against another image's Gram matrices: the formula, layer by layer, computed by hand
+    other = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    A = [gram_matrix(f) for f in net(other)]
+    by_hand = 0.0
+    for f, a in zip(net(target), A):
+        B, C, H, W = f.shape
+        G = torch.einsum("bchw,bdhw->bcd", f, f) / (H * W)  # (B, C, C)
+        by_hand += float(((G - a) ** 2).sum() / (a**2).sum())
+    assert float(texture_loss(net(target), A)) == pytest.approx(by_hand, rel=1e-5)
+    assert by_hand > 0
     with pytest.raises(ValueError, match="one target image"):
         synthesize_texture(torch.rand(2, 3, 8, 8))
