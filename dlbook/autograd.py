@@ -1,12 +1,28 @@
-"""A scalar reverse-mode automatic differentiation engine (Part 5, "An autodiff engine
-from scratch").
+"""A scalar reverse-mode autodiff engine (Part 5, "An autodiff engine from scratch").
 
-A :class:`Value` wraps one Python float. Every operation returns a new ``Value``
-that remembers its parents and a small ``_backward`` closure holding the local
-derivatives. :meth:`Value.backward` orders the graph topologically and runs those
-closures from the output back to the inputs. Each closure *adds* into its parents'
-``grad``, because a value used twice receives gradient along both paths.
-:class:`Neuron`, :class:`Layer` and :class:`MLP` build a tiny network on top.
+A ``Value`` wraps one Python float. Every operation returns a new ``Value`` that
+remembers its parents and a small ``_backward`` closure holding the local derivatives.
+``Value.backward`` orders the graph topologically and runs those closures from the
+output back to the inputs. Each closure *adds* into its parents' ``grad``, because a
+value used twice receives gradient along both paths. ``Neuron``, ``Layer`` and ``MLP``
+build a tiny network on top.
+
+>>> a, b = Value(2.0), Value(-3.0)
+>>> c = a * b + a
+>>> c.backward()
+>>> c.data, a.grad, b.grad
+(-4.0, -2.0, 2.0)
+>>> len(MLP([2, 4, 1], seed=0).parameters())
+17
+
+Leaf gradients accumulate across calls to ``backward``, as in PyTorch:
+
+>>> a = Value(2.0)
+>>> y = (a * a).tanh()
+>>> y.backward(); first = a.grad
+>>> y.backward()
+>>> a.grad == 2 * first
+True
 """
 
 from __future__ import annotations
@@ -15,32 +31,21 @@ import math
 import random
 from collections.abc import Callable, Sequence
 
+from dlbook import _checks as check
+from dlbook.feedforward import _widths
+
 __all__ = ["Value", "Neuron", "Layer", "MLP"]
 
 Number = int | float
 
 
 class Value:
-    """A scalar that records how it was computed, so it can be differentiated.
-
-    Args:
-        data: the number.
-        parents: the ``Value`` objects this one was computed from.
-        op: a short name of the operation, for display.
-
-    >>> a, b = Value(2.0), Value(-3.0)
-    >>> c = a * b + a
-    >>> c.backward()
-    >>> c.data, a.grad, b.grad
-    (-4.0, -2.0, 2.0)
-    """
+    """A scalar that records how it was computed, so that it can be differentiated."""
 
     __slots__ = ("data", "grad", "_backward", "_parents", "op")
 
     def __init__(self, data: Number, parents: tuple[Value, ...] = (), op: str = "") -> None:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise TypeError(f"Value holds an int or float, got {type(data).__name__}")
-        self.data = float(data)
+        self.data = _number("data", data)
         self.grad = 0.0
         self._backward: Callable[[], None] = lambda: None
         self._parents = parents
@@ -53,9 +58,7 @@ class Value:
     def _lift(other: Value | Number) -> Value:
         if isinstance(other, Value):
             return other
-        if isinstance(other, bool) or not isinstance(other, (int, float)):
-            raise TypeError(f"cannot combine a Value with {type(other).__name__}")
-        return Value(other)
+        return Value(_number("other", other))
 
     def __add__(self, other: Value | Number) -> Value:
         other = self._lift(other)
@@ -82,10 +85,7 @@ class Value:
         return out
 
     def __pow__(self, exponent: Number) -> Value:
-        if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
-            raise TypeError(
-                f"only a constant int or float exponent is supported, got {type(exponent).__name__}"
-            )
+        exponent = _number("exponent", exponent)  # a constant: d/dp is not tracked
         out = Value(self.data**exponent, (self,), f"**{exponent:g}")
 
         def _backward() -> None:
@@ -96,19 +96,20 @@ class Value:
         return out
 
     def exp(self) -> Value:
-        """:math:`e^a`, whose derivative is itself."""
+        """e^a."""
         out = Value(math.exp(self.data), (self,), "exp")
 
         def _backward() -> None:
+            # d(e^a)/da = e^a
             self.grad += out.data * out.grad
 
         out._backward = _backward
         return out
 
     def log(self) -> Value:
-        """Natural logarithm; raises ``ValueError`` for a non-positive argument."""
+        """Natural logarithm of a positive value."""
         if self.data <= 0:
-            raise ValueError(f"log needs a positive argument, got {self.data}")
+            raise ValueError(f"log needs a positive Value, got data={self.data}")
         out = Value(math.log(self.data), (self,), "log")
 
         def _backward() -> None:
@@ -130,10 +131,11 @@ class Value:
         return out
 
     def relu(self) -> Value:
-        """:math:`\\max(0, a)`, with derivative 0 at :math:`a = 0`, as in PyTorch."""
+        """max(0, a)."""
         out = Value(max(0.0, self.data), (self,), "relu")
 
         def _backward() -> None:
+            # d relu(a)/da = 1 for a > 0, else 0 (also at 0, as in PyTorch)
             self.grad += (self.data > 0) * out.grad
 
         out._backward = _backward
@@ -162,23 +164,7 @@ class Value:
         return self._lift(other) / self
 
     def backward(self) -> None:
-        """Add d(self)/d(leaf) to ``grad`` of every leaf this value depends on.
-
-        A leaf is a ``Value`` with no parents (a parameter, an input or a constant).
-        Leaf gradients accumulate across calls, as in PyTorch: reset them
-        (``zero_grad``) between calls that should not add up. The gradients of the
-        intermediate values are reset at the start of every call, because each closure
-        passes on its node's *whole* ``grad``: a stale one left by an earlier call would
-        be passed on again and counted once more at every level of the graph. After the
-        call, an intermediate ``grad`` holds d(self)/d(value) for this call alone.
-
-        >>> a = Value(2.0)
-        >>> y = (a * a).tanh()
-        >>> y.backward(); first = a.grad
-        >>> y.backward()  # a second call adds exactly the same amount again
-        >>> a.grad == 2 * first
-        True
-        """
+        """Add d(self)/d(leaf) to the ``grad`` of every leaf below (accumulating, as in PyTorch)."""
         order: list[Value] = []
         seen: set[int] = set()
         # Iterative depth-first search: a recursive one overflows the stack on long chains.
@@ -193,8 +179,10 @@ class Value:
             seen.add(id(node))
             stack.append((node, True))
             stack.extend((p, False) for p in node._parents if id(p) not in seen)
+        # Each closure passes on its node's whole grad, so a stale one from an earlier call
+        # would be counted again: intermediate adjoints start from zero on every call.
         for node in order:
-            if node._parents:  # intermediate: forget the adjoint of any earlier call
+            if node._parents:
                 node.grad = 0.0
         self.grad += 1.0  # d(self)/d(self); self is zero here unless it is a leaf
         for node in reversed(order):
@@ -202,28 +190,19 @@ class Value:
 
 
 class Neuron:
-    """One unit: :math:`a = \\phi(\\mathbf{w}^\\top \\mathbf{x} + b)` on :class:`Value` s.
+    """One unit on Values: tanh(w . x + b), or the affine w . x + b if not ``nonlinear``."""
 
-    Args:
-        n_in: number of inputs.
-        nonlinear: apply tanh if true, else return the affine output.
-        rng: the random generator for the initial weights.
-    """
-
-    def __init__(
-        self, n_in: int, *, nonlinear: bool = True, rng: random.Random | None = None
-    ) -> None:
-        if isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1:
-            raise ValueError(f"n_in must be an int >= 1, got {n_in!r}")
-        rng = rng or random.Random(0)
-        bound = 1.0 / math.sqrt(n_in)  # the same scale as torch.nn.Linear's default
+    def __init__(self, n_in: int, *, nonlinear: bool = True,
+                 rng: random.Random | None = None) -> None:
+        bound = 1.0 / math.sqrt(check.positive_int("n_in", n_in))  # torch.nn.Linear's scale
+        rng = _rng("rng", rng)
         self.w = [Value(rng.uniform(-bound, bound)) for _ in range(n_in)]
         self.b = Value(0.0)
         self.nonlinear = nonlinear
 
     def __call__(self, x: Sequence[Value | Number]) -> Value:
-        if len(x) != len(self.w):
-            raise ValueError(f"expected {len(self.w)} inputs, got {len(x)}")
+        x = _inputs("x", x, len(self.w))
+        # z = w . x + b
         z = sum((w_i * x_i for w_i, x_i in zip(self.w, x)), self.b)
         return z.tanh() if self.nonlinear else z
 
@@ -235,13 +214,14 @@ class Neuron:
 class Layer:
     """``n_out`` neurons reading the same ``n_in`` inputs."""
 
-    def __init__(
-        self, n_in: int, n_out: int, *, nonlinear: bool = True, rng: random.Random | None = None
-    ) -> None:
-        rng = rng or random.Random(0)
-        self.neurons = [Neuron(n_in, nonlinear=nonlinear, rng=rng) for _ in range(n_out)]
+    def __init__(self, n_in: int, n_out: int, *, nonlinear: bool = True,
+                 rng: random.Random | None = None) -> None:
+        rng = _rng("rng", rng)
+        self.neurons = [Neuron(n_in, nonlinear=nonlinear, rng=rng)
+                        for _ in range(check.positive_int("n_out", n_out))]
 
     def __call__(self, x: Sequence[Value | Number]) -> list[Value]:
+        x = _inputs("x", x, len(self.neurons[0].w))
         return [n(x) for n in self.neurons]
 
     def parameters(self) -> list[Value]:
@@ -250,23 +230,11 @@ class Layer:
 
 
 class MLP:
-    """A multilayer perceptron on :class:`Value` s: tanh hidden layers, linear output.
-
-    Args:
-        sizes: layer widths from input to output, e.g. ``[2, 8, 8, 1]``.
-        seed: seeds the initial weights.
-
-    >>> net = MLP([2, 4, 1], seed=0)
-    >>> len(net.parameters())
-    17
-    """
+    """A multilayer perceptron on Values: tanh hidden layers, a linear output layer."""
 
     def __init__(self, sizes: Sequence[int], *, seed: int = 0) -> None:
-        if len(sizes) < 2:
-            raise ValueError(
-                f"sizes needs at least an input and an output width, got {list(sizes)}"
-            )
-        rng = random.Random(seed)
+        sizes = _widths("sizes", sizes)
+        rng = random.Random(check.nonnegative_int("seed", seed))
         last = len(sizes) - 2
         self.layers = [
             Layer(n_in, n_out, nonlinear=i != last, rng=rng)
@@ -274,10 +242,10 @@ class MLP:
         ]
 
     def __call__(self, x: Sequence[Value | Number]) -> list[Value]:
-        out: Sequence[Value | Number] = x
+        out: list[Value] = _inputs("x", x, len(self.layers[0].neurons[0].w))
         for layer in self.layers:
             out = layer(out)
-        return list(out)  # type: ignore[arg-type]
+        return out
 
     def parameters(self) -> list[Value]:
         """All parameters, layer by layer."""
@@ -288,3 +256,30 @@ class MLP:
         for p in self.parameters():
             p.grad = 0.0
 
+
+def _number(name: str, value: object) -> float:
+    """``value`` as a finite float, if it is an int or a float (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be an int or float, got {type(value).__name__} {value!r:.40}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def _inputs(name: str, x: object, n: int) -> list[Value]:
+    """``x`` as a list of ``n`` Values, numbers wrapped."""
+    if isinstance(x, (str, bytes)) or not isinstance(x, Sequence):
+        raise TypeError(f"{name} must be a list of {n} Values or numbers, got {type(x).__name__}")
+    if len(x) != n:
+        raise ValueError(f"{name} must hold {n} inputs, got {len(x)}")
+    return [v if isinstance(v, Value) else Value(_number(f"{name}[{i}]", v))
+            for i, v in enumerate(x)]
+
+
+def _rng(name: str, rng: object) -> random.Random:
+    """``rng`` if it is a ``random.Random``; a fresh one seeded with 0 if None."""
+    if rng is None:
+        return random.Random(0)
+    if not isinstance(rng, random.Random):
+        raise TypeError(f"{name} must be a random.Random or None, got {type(rng).__name__}")
+    return rng

@@ -1,16 +1,15 @@
-"""Convolution and pooling from scratch (Part 8, "Convolution and pooling",
-"Backpropagation through convolution" and "A CNN from scratch").
+"""Convolution and pooling from scratch (Part 8, "Convolution and pooling").
 
-Three layers of the same idea:
+The operations of Part 8's first three pages, three layers of the same idea:
 
-- :func:`conv2d_direct` computes a convolution straight from its definition, one
-  kernel offset at a time. It is the readable reference of the first page.
-- :func:`im2col` and :func:`col2im` turn a convolution into one matrix product
-  and back. :func:`conv2d`, :func:`max_pool2d` and :func:`avg_pool2d` are built on
-  them as :class:`torch.autograd.Function`\\ s whose backward passes are written
-  by hand, as derived on the second page.
-- :class:`LeNet` is a small convolutional network whose forward pass runs on
-  either these scratch operations or on :mod:`torch.nn.functional`'s.
+- ``conv2d_direct`` computes a convolution straight from its definition, one
+  kernel offset at a time: the readable reference of "Convolution and pooling".
+- ``im2col`` and ``col2im`` turn a convolution into one matrix product and back;
+  ``conv2d``, ``max_pool2d`` and ``avg_pool2d`` are built on them as autograd
+  Functions whose backward passes are written by hand, as derived on
+  "Backpropagation through convolution".
+- ``LeNet`` ("A CNN from scratch: LeNet") runs either these scratch operations
+  or ``torch.nn.functional``'s.
 
 Every function is batch-first: images are ``(B, C, H, W)`` and kernels
 ``(C_out, C_in, k_h, k_w)``, as in PyTorch. Like PyTorch (and every deep
@@ -28,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlbook import _checks as check
+
 __all__ = [
     "output_size", "receptive_field", "conv2d_direct", "im2col", "col2im", "conv2d", "max_pool2d",
     "avg_pool2d", "Conv2dFunction", "MaxPool2dFunction", "AvgPool2dFunction",
@@ -39,54 +40,40 @@ Pair = tuple[int, int]
 
 def _pair(value: int | Sequence[int], name: str, minimum: int) -> Pair:
     """``3 -> (3, 3)``; ``(2, 3)`` stays; anything else raises."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, int):
-        value = (value, value)
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {tuple(value)}")
-    return int(value[0]), int(value[1])
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        first, second = (check.positive_int(f"{name}[{i}]", v, minimum=minimum)
+                         for i, v in enumerate(value))
+        return first, second
+    n = check.positive_int(name, value, minimum=minimum)
+    return n, n
 
 
-def _check_image(x: torch.Tensor, name: str = "x") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"expected {name} of shape (B, C, H, W), got {tuple(x.shape)}")
+def _positive_ints(name: str, values: object, length: int | None = None, *,
+                   allow_empty: bool = False) -> tuple[int, ...]:
+    """``values`` as a tuple of ints >= 1 (of ``length`` items when given)."""
+    if isinstance(values, (str, torch.Tensor)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a tuple of ints >= 1, "
+                        f"got {type(values).__name__} {values!r}")
+    if (not values and not allow_empty) or (length is not None and len(values) != length):
+        size = str(length) if length is not None else "at least one"
+        raise ValueError(f"{name} must hold {size} ints >= 1, got {tuple(values)!r}")
+    return tuple(check.positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def _shape4(name: str, shape: object) -> tuple[int, int, int, int]:
+    """``shape`` as the four positive sizes (B, C, H, W)."""
+    B, C, H, W = _positive_ints(name, shape, length=4)
+    return B, C, H, W
 
 
 def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    r"""Output length along one axis of a convolution or pooling window.
-
-    .. math:: n_\text{out} = \left\lfloor \frac{n + 2p - k}{s} \right\rfloor + 1
-
-    Args:
-        n: input length (height or width).
-        kernel: kernel length ``k``.
-        stride: step ``s`` between windows.
-        padding: zeros ``p`` added on each side.
-
-    Returns:
-        The number of window positions along the axis.
-
-    Raises:
-        ValueError: if the kernel is larger than the padded input, or an
-            argument is out of range.
-
-    >>> output_size(28, 5), output_size(28, 5, padding=2), output_size(28, 2, stride=2)
-    (24, 28, 14)
-    """
-    if kernel < 1 or stride < 1 or padding < 0 or n < 1:
-        raise ValueError(
-            f"expected n >= 1, kernel >= 1, stride >= 1, padding >= 0, got "
-            f"n={n}, kernel={kernel}, stride={stride}, padding={padding}"
-        )
+    """Output length along one axis of a convolution or pooling window."""
+    check.positive_int("n", n)
+    check.positive_int("kernel", kernel)
+    check.positive_int("stride", stride)
+    check.nonnegative_int("padding", padding)
     if kernel > n + 2 * padding:
         raise ValueError(
             f"kernel of size {kernel} is larger than the padded input of size "
@@ -100,39 +87,35 @@ def _conv_shapes(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: Pair, padding: Pair
 ) -> Pair:
     """Validate a convolution's arguments and return its output height and width."""
-    _check_image(x)
-    _check_image(weight, "weight")
-    C_out, C_in, k_h, k_w = weight.shape
-    if x.shape[1] != C_in:
-        raise ValueError(
-            f"channel mismatch: x has {x.shape[1]} channels, shape {tuple(x.shape)}, but weight "
-            f"{tuple(weight.shape)} expects {C_in}"
-        )
-    if bias is not None and tuple(bias.shape) != (C_out,):
-        raise ValueError(f"expected bias of shape ({C_out},), got {tuple(bias.shape)}")
+    C_out, C_in, k_h, k_w = check.expect_shape(check.floating("weight", weight),
+                                               "C_out C_in k_h k_w", "weight").values()
+    check.expect_shape(check.floating("x", x), "B C_in H W", C_in=C_in)
+    if bias is not None:
+        check.expect_shape(check.floating("bias", bias), "C_out", "bias", C_out=C_out)
     H, W = x.shape[2:]
     return output_size(H, k_h, stride[0], padding[0]), output_size(W, k_w, stride[1], padding[1])
 
 
 def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
-    r"""Side of the input window that one unit after ``layers`` sees.
+    """Side of the input window that one unit after ``layers`` sees.
 
     Each layer is ``(kernel, stride)`` (a convolution or a pooling window). With
-    :math:`j_l` the distance in input pixels between neighbouring units of layer
-    :math:`l` (:math:`r_0 = j_0 = 1`),
-
-    .. math:: r_l = r_{l-1} + (k_l - 1)\, j_{l-1}, \qquad j_l = j_{l-1}\, s_l .
-
-    Raises:
-        ValueError: if a kernel or stride is below 1.
+    j_l the distance in input pixels between neighbouring units of layer l and
+    r_0 = j_0 = 1, the field grows as r_l = r_{l-1} + (k_l - 1) j_{l-1} and the
+    spacing as j_l = j_{l-1} s_l.
 
     >>> receptive_field([(5, 1), (2, 2), (5, 1), (2, 2)])  # LeNet
     16
     """
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError("layers must be a list of (kernel, stride) pairs, "
+                        f"got {type(layers).__name__}")
     r, j = 1, 1
-    for kernel, stride in layers:
-        if kernel < 1 or stride < 1:
-            raise ValueError(f"expected kernel >= 1 and stride >= 1, got ({kernel}, {stride})")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (list, tuple)) or len(layer) != 2:
+            raise TypeError(f"layers[{i}] must be a (kernel, stride) pair, got {layer!r}")
+        kernel = check.positive_int(f"layers[{i}] kernel", layer[0])
+        stride = check.positive_int(f"layers[{i}] stride", layer[1])
         # r_l = r_{l-1} + (k_l - 1) j_{l-1},  j_l = j_{l-1} s_l
         r, j = r + (kernel - 1) * j, j * stride
     return r
@@ -145,32 +128,14 @@ def conv2d_direct(
     stride: int | Sequence[int] = 1,
     padding: int | Sequence[int] = 0,
 ) -> torch.Tensor:
-    """A 2-D convolution (cross-correlation) computed from its definition.
+    """A 2-D convolution (cross-correlation) from its definition, one kernel offset at a time.
 
-    The loop runs over the ``k_h * k_w`` kernel offsets; each adds one shifted,
-    strided view of the input, mixed across channels by that offset's weights.
-    Autograd differentiates it, so it also serves as a reference for
-    :func:`conv2d`'s hand-written backward.
-
-    Args:
-        x: input of shape ``(B, C_in, H, W)``.
-        weight: kernels of shape ``(C_out, C_in, k_h, k_w)``.
-        bias: optional ``(C_out,)``.
-        stride: step between windows, an int or ``(s_h, s_w)``.
-        padding: zeros on each side, an int or ``(p_h, p_w)``.
-
-    Returns:
-        The output of shape ``(B, C_out, H_out, W_out)``.
-
-    Raises:
-        ValueError: on a channel mismatch, a kernel larger than the padded
-            input, or a tensor of the wrong rank.
-
-    >>> x = torch.arange(9.0).reshape(1, 1, 3, 3)
-    >>> conv2d_direct(x, torch.ones(1, 1, 2, 2)).flatten().tolist()
-    [8.0, 12.0, 20.0, 24.0]
+    Shapes: x (B, C_in, H, W), weight (C_out, C_in, k_h, k_w), bias (C_out,);
+    the output is (B, C_out, H_out, W_out).
     """
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    x = check.as_float_like("x", x, check.floating("weight", weight))  # one dtype: weight's
+    bias = None if bias is None else check.as_float_like("bias", bias, weight)
     H_out, W_out = _conv_shapes(x, weight, bias, stride, padding)
     (s_h, s_w), (p_h, p_w) = stride, padding
     _, _, k_h, k_w = weight.shape
@@ -194,35 +159,18 @@ def im2col(
     stride: int | Sequence[int] = 1,
     padding: int | Sequence[int] = 0,
 ) -> torch.Tensor:
-    """Unfold every kernel-sized window of ``x`` into a column.
+    """Unfold every kernel-sized window of x into a column.
 
-    Column ``l`` holds the ``C * k_h * k_w`` input values under the window at
-    output position ``l`` (row-major over ``(H_out, W_out)``), ordered channel
-    first, then kernel row, then kernel column, which is the order of
-    ``weight.reshape(C_out, -1)``. The same layout as
-    :func:`torch.nn.functional.unfold`.
-
-    Args:
-        x: input of shape ``(B, C, H, W)``.
-        kernel_size: ``k`` or ``(k_h, k_w)``.
-        stride: ``s`` or ``(s_h, s_w)``.
-        padding: ``p`` or ``(p_h, p_w)``.
-
-    Returns:
-        The columns, shape ``(B, C * k_h * k_w, H_out * W_out)``.
-
-    Raises:
-        ValueError: if ``x`` is not 4-D or the kernel does not fit.
-
-    >>> im2col(torch.arange(9.0).reshape(1, 1, 3, 3), 2)[0].tolist()
-    [[0.0, 1.0, 3.0, 4.0], [1.0, 2.0, 4.0, 5.0], [3.0, 4.0, 6.0, 7.0], [4.0, 5.0, 7.0, 8.0]]
+    Shapes: x (B, C, H, W) to (B, C k_h k_w, H_out W_out), the layout of
+    ``torch.nn.functional.unfold``.
     """
-    _check_image(x)
+    B, C, H, W = check.expect_shape(x, "B C H W").values()
     (k_h, k_w) = _pair(kernel_size, "kernel_size", 1)
     (s_h, s_w), (p_h, p_w) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    B, C, H, W = x.shape
     H_out, W_out = output_size(H, k_h, s_h, p_h), output_size(W, k_w, s_w, p_w)
     x = F.pad(x, (p_w, p_w, p_h, p_h))  # (B, C, H + 2p_h, W + 2p_w)
+    # rows ordered (channel, kernel row, kernel column), as weight.reshape(C_out, -1);
+    # columns ordered row-major over the (H_out, W_out) output positions
     cols = x.new_empty(B, C, k_h, k_w, H_out, W_out)
     for i in range(k_h):
         for j in range(k_w):
@@ -238,37 +186,16 @@ def col2im(
     stride: int | Sequence[int] = 1,
     padding: int | Sequence[int] = 0,
 ) -> torch.Tensor:
-    """The adjoint of :func:`im2col`: add every column back onto its window.
+    """The adjoint of im2col: add every column back onto its window.
 
-    Where windows overlap, their values are summed, which is exactly what the
-    backward pass needs: an input pixel's gradient is the sum over all windows
-    that contain it. (It is not an inverse: ``col2im(im2col(x))`` multiplies
-    each pixel by the number of windows covering it.)
-
-    Args:
-        cols: columns of shape ``(B, C * k_h * k_w, H_out * W_out)``.
-        input_shape: ``(B, C, H, W)`` of the image the columns came from.
-        kernel_size, stride, padding: as given to :func:`im2col`.
-
-    Returns:
-        A tensor of shape ``input_shape``.
-
-    Raises:
-        ValueError: if ``cols`` does not have the shape ``im2col`` would give.
-
-    >>> x = torch.ones(1, 1, 3, 3)
-    >>> col2im(im2col(x, 2), x.shape, 2)[0, 0].tolist()
-    [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    Shapes: cols (B, C k_h k_w, L) to input_shape (B, C, H, W). Where windows overlap their values are summed: a pixel's gradient is the sum
+    over the windows that contain it.
     """
     (k_h, k_w) = _pair(kernel_size, "kernel_size", 1)
     (s_h, s_w), (p_h, p_w) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    if len(input_shape) != 4:
-        raise ValueError(f"expected input_shape (B, C, H, W), got {tuple(input_shape)}")
-    B, C, H, W = (int(n) for n in input_shape)
+    B, C, H, W = _shape4("input_shape", input_shape)
     H_out, W_out = output_size(H, k_h, s_h, p_h), output_size(W, k_w, s_w, p_w)
-    expected = (B, C * k_h * k_w, H_out * W_out)
-    if tuple(cols.shape) != expected:
-        raise ValueError(f"expected cols of shape {expected}, got {tuple(cols.shape)}")
+    check.expect_shape(cols, "B R L", "cols", B=B, R=C * k_h * k_w, L=H_out * W_out)
     cols = cols.reshape(B, C, k_h, k_w, H_out, W_out)
     x = cols.new_zeros(B, C, H + 2 * p_h, W + 2 * p_w)  # (B, C, H + 2p_h, W + 2p_w)
     for i in range(k_h):
@@ -279,8 +206,7 @@ def col2im(
 
 
 class Conv2dFunction(torch.autograd.Function):
-    """2-D convolution as one matrix product over :func:`im2col` columns, with
-    the backward pass written by hand."""
+    """2-D convolution as one matrix product over im2col columns, backward pass by hand."""
 
     @staticmethod
     def forward(
@@ -328,8 +254,9 @@ def conv2d(
 ) -> torch.Tensor:
     """2-D convolution via im2col with a hand-written backward pass.
 
-    Same arguments, shapes and results as :func:`torch.nn.functional.conv2d`
-    (without dilation or groups).
+    Same arguments, shapes and results as ``torch.nn.functional.conv2d``
+    (without dilation or groups). An ``x`` or ``bias`` of another floating dtype
+    than ``weight`` is converted to it.
 
     Args:
         x: input of shape ``(B, C_in, H, W)``.
@@ -350,6 +277,8 @@ def conv2d(
     (2, 4, 4, 4)
     """
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    x = check.as_float_like("x", x, check.floating("weight", weight))
+    bias = None if bias is None else check.as_float_like("bias", bias, weight)
     _conv_shapes(x, weight, bias, stride, padding)
     return Conv2dFunction.apply(x, weight, bias, stride, padding)
 
@@ -357,7 +286,7 @@ def conv2d(
 def _pool_setup(
     x: torch.Tensor, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None
 ) -> tuple[Pair, Pair, int, int]:
-    _check_image(x)
+    check.expect_shape(check.floating("x", x), "B C H W")
     kernel = _pair(kernel_size, "kernel_size", 1)
     stride = kernel if stride is None else _pair(stride, "stride", 1)
     H_out = output_size(x.shape[2], kernel[0], stride[0])
@@ -460,34 +389,26 @@ def avg_pool2d(
 
 @dataclass(frozen=True)
 class LeNetConfig:
-    """Hyper-parameters of :class:`LeNet`.
+    """Hyper-parameters of a LeNet."""
 
-    Attributes:
-        in_channels: channels of the input images (1 for grayscale).
-        image_size: side of the square input images.
-        num_classes: number of output scores.
-        channels: output channels of the two convolutional layers (6 and 16 in LeNet-5).
-        kernel_size: side of every convolution kernel.
-        padding: zeros around the input of the first convolution (2 keeps 28×28 at 28×28,
-            as LeNet-5's 32×32 inputs did).
-        hidden: widths of the fully connected hidden layers.
-        pool: ``"max"`` or ``"avg"`` (LeNet-5 averaged; max pooling is the modern choice).
-    """
-
-    in_channels: int = 1
-    image_size: int = 28
+    in_channels: int = 1  # 1 for grayscale
+    image_size: int = 28  # side of the square input images
     num_classes: int = 10
-    channels: tuple[int, int] = (6, 16)
+    channels: tuple[int, int] = (6, 16)  # the two convolutions' widths (as in LeNet-5)
     kernel_size: int = 5
-    padding: int = 2
-    hidden: tuple[int, ...] = (120, 84)
-    pool: Literal["max", "avg"] = "max"
+    padding: int = 2  # around the first convolution's input: 2 keeps 28×28 at 28×28
+    hidden: tuple[int, ...] = (120, 84)  # widths of the fully connected hidden layers
+    pool: Literal["max", "avg"] = "max"  # LeNet-5 averaged; max is the modern choice
 
     def __post_init__(self) -> None:
-        if self.pool not in ("max", "avg"):
-            raise ValueError(f"pool must be 'max' or 'avg', got {self.pool!r}")
-        if len(self.channels) != 2:
-            raise ValueError(f"channels must hold two layer widths, got {self.channels!r}")
+        check.positive_int("LeNetConfig.in_channels", self.in_channels)
+        check.positive_int("LeNetConfig.image_size", self.image_size)
+        check.positive_int("LeNetConfig.num_classes", self.num_classes)
+        _positive_ints("LeNetConfig.channels", self.channels, length=2)
+        check.positive_int("LeNetConfig.kernel_size", self.kernel_size)
+        check.nonnegative_int("LeNetConfig.padding", self.padding)
+        _positive_ints("LeNetConfig.hidden", self.hidden, allow_empty=True)
+        check.one_of("LeNetConfig.pool", self.pool, ("max", "avg"))
         self.feature_size()  # raises if the image is too small for the layers
 
     def feature_size(self) -> int:
@@ -499,24 +420,14 @@ class LeNetConfig:
 
 
 class LeNet(nn.Module):
-    """A LeNet-5-style network: two conv + ReLU + pool blocks, then an MLP head.
-
-    The parameters live in ordinary ``nn.Conv2d`` and ``nn.Linear`` modules;
-    ``backend`` chooses which functions run the convolutions and pooling:
-    ``"torch"`` (:mod:`torch.nn.functional`, fast) or ``"scratch"`` (this
-    module's im2col versions). Switching it on a trained model changes the code
-    that runs, not the weights.
-
-    >>> model = LeNet(LeNetConfig())
-    >>> tuple(model(torch.zeros(2, 1, 28, 28)).shape)
-    (2, 10)
-    """
+    """A LeNet-5-style network: two conv + ReLU + pool blocks, then an MLP head."""
 
     def __init__(self, config: LeNetConfig, backend: Literal["torch", "scratch"] = "torch") -> None:
         super().__init__()
-        self.config = config
+        if not isinstance(config, LeNetConfig):
+            raise TypeError(f"config must be a LeNetConfig, got {type(config).__name__}")
+        self.config = c = config
         self.backend = backend
-        c = config
         c1, c2 = c.channels
         self.conv1 = nn.Conv2d(c.in_channels, c1, c.kernel_size, padding=c.padding)
         self.conv2 = nn.Conv2d(c1, c2, c.kernel_size)
@@ -529,14 +440,12 @@ class LeNet(nn.Module):
 
     @property
     def backend(self) -> str:
-        """``"torch"`` or ``"scratch"``: which convolution and pooling code runs."""
+        """Which code runs the convolutions and pooling: "torch" or "scratch" (im2col)."""
         return self._backend
 
     @backend.setter
     def backend(self, value: str) -> None:
-        if value not in ("torch", "scratch"):
-            raise ValueError(f"backend must be 'torch' or 'scratch', got {value!r}")
-        self._backend = value
+        self._backend = check.one_of("backend", value, ("torch", "scratch"))
 
     def _block(self, conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scratch = self.backend == "scratch"
@@ -549,24 +458,14 @@ class LeNet(nn.Module):
         return a, pool_fn(a, 2)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The activations after each convolution (after ReLU) and each pooling.
-
-        Returns:
-            A dict with ``conv1`` ``(B, C1, n1, n1)``, ``pool1``, ``conv2``
-            ``(B, C2, n2, n2)`` and ``pool2``.
-
-        Raises:
-            ValueError: if ``x`` does not have the configured shape.
-        """
+        """The activations after each convolution (after ReLU) and each pooling, by name."""
         c = self.config
-        expected = (c.in_channels, c.image_size, c.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            shape = ", ".join(map(str, expected))
-            raise ValueError(f"expected x of shape (B, {shape}), got {tuple(x.shape)}")
+        x = check.as_float_like("x", x, self.conv1.weight)  # float64 images are converted
+        check.expect_shape(x, "B C H W", C=c.in_channels, H=c.image_size, W=c.image_size)
         conv1, pool1 = self._block(self.conv1, x)
         conv2, pool2 = self._block(self.conv2, pool1)
         return {"conv1": conv1, "pool1": pool1, "conv2": conv2, "pool2": pool2}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores of shape ``(B, num_classes)`` for images ``(B, C, H, W)``."""
+        """Class scores (B, num_classes) for images (B, C, H, W); float64 is converted."""
         return self.head(self.features(x)["pool2"])

@@ -8,42 +8,30 @@ does the same thing (an LU factorization) in optimized, batched form.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from dlbook import _checks as check
+
 __all__ = ["solve", "inverse", "lp_norm"]
-
-
-def _check_square(A: torch.Tensor, name: str = "A") -> int:
-    if not isinstance(A, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(A).__name__}")
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"expected a square matrix {name} of shape (n, n), got {tuple(A.shape)}")
-    if not A.is_floating_point():
-        raise TypeError(f"{name} must have a floating-point dtype, got {A.dtype}")
-    return A.shape[0]
 
 
 def solve(A: torch.Tensor, b: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
     """Solve ``A x = b`` by Gaussian elimination with partial pivoting.
 
-    Args:
-        A: square matrix, shape ``(n, n)``.
-        b: right-hand side, shape ``(n,)`` or ``(n, k)`` for ``k`` systems at once.
-        tol: a pivot no larger than ``tol`` times the largest entry of ``A``
-            means ``A`` is (numerically) singular; by default the machine
-            epsilon of ``A``'s dtype.
-
-    Raises:
-        ValueError: on mismatched shapes or a singular matrix.
+    Shapes: ``A`` is ``(n, n)``, ``b`` is ``(n,)`` or ``(n, k)`` (``k`` systems at
+    once), and ``x`` has the shape of ``b``. A pivot no larger than ``tol`` times
+    the largest entry of ``A`` (by default the machine epsilon of its dtype) means
+    that ``A`` is singular, and raises a ``ValueError``.
     """
-    n = _check_square(A)
-    if not isinstance(b, torch.Tensor) or b.ndim not in (1, 2) or b.shape[0] != n:
-        shape = tuple(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__
-        raise ValueError(f"expected b of shape ({n},) or ({n}, k) to match A {tuple(A.shape)}, got {shape}")
+    n = check.expect_shape(check.finite("A", A), "n n", "A")["n"]
+    check.expect_shape(check.finite("b", b), "n" if b.dim() == 1 else "n k", "b", n=n)
+    tol = torch.finfo(A.dtype).eps if tol is None else check.nonnegative_float("tol", tol)
     vector = b.ndim == 1
-    M = torch.cat([A, b.reshape(n, -1)], dim=1).to(torch.promote_types(A.dtype, b.dtype)).clone()  # (n, n + k)
+    dtype = torch.promote_types(A.dtype, b.dtype)
+    M = torch.cat([A, b.reshape(n, -1)], dim=1).to(dtype).clone()  # (n, n + k): [A | b]
     scale = A.abs().max().item() or 1.0
-    tol = torch.finfo(M.dtype).eps if tol is None else tol
     for col in range(n):
         # Pivot: swap in the row with the largest entry in this column, which
         # keeps the multipliers below 1 in size and the rounding errors small.
@@ -64,22 +52,18 @@ def solve(A: torch.Tensor, b: torch.Tensor, *, tol: float | None = None) -> torc
 
 
 def inverse(A: torch.Tensor) -> torch.Tensor:
-    """The inverse of ``A``: the solution ``X`` of ``A X = I``, column by column."""
-    n = _check_square(A)
+    """The inverse of ``A``, shape ``(n, n)``: the solution of ``A X = I``, column by column."""
+    n = check.expect_shape(check.finite("A", A), "n n", "A")["n"]
     return solve(A, torch.eye(n, dtype=A.dtype, device=A.device))
 
 
 def lp_norm(x: torch.Tensor, p: float = 2.0) -> torch.Tensor:
-    r"""The :math:`\ell_p` norm :math:`\|x\|_p = (\sum_i |x_i|^p)^{1/p}` of a flattened tensor.
-
-    ``p = float("inf")`` gives the largest absolute entry. ``p`` must be >= 1
-    (below 1 the formula is not a norm: the triangle inequality fails).
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if not p >= 1:
-        raise ValueError(f"p must be >= 1 for a norm, got {p}")
-    x = x.reshape(-1).abs()
-    if p == float("inf"):
+    """The l_p norm ``(sum_i |x_i|^p)^(1/p)`` of a flattened tensor, for ``p >= 1`` or ``inf``."""
+    check.expect_shape(check.floating("x", x).reshape(-1), "n", "x")
+    p = math.inf if p == math.inf else check.fraction("p", p, low=1.0, high=math.inf)
+    x = x.reshape(-1).abs()  # (n,)
+    if p == math.inf:
+        # ||x||_inf = max_i |x_i|
         return x.max()
+    # ||x||_p = (sum_i |x_i|^p)^(1/p)
     return (x**p).sum() ** (1.0 / p)

@@ -21,6 +21,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from dlbook import _checks as check
+from dlbook import train
+
 __all__ = [
     "accuracy", "confusion_matrix", "precision_recall_fscore", "precision", "recall", "f1_score",
     "roc_curve", "roc_auc", "precision_recall_curve", "average_precision",
@@ -31,81 +34,132 @@ ArrayLike = torch.Tensor | np.ndarray | Sequence
 Average = Literal["binary", "micro", "macro", "weighted"] | None
 
 
-def _as_1d(name: str, x: ArrayLike) -> np.ndarray:
+def _as_1d(name: str, x: object) -> np.ndarray:
+    """``x`` (tensor, array or list) as a non-empty 1-D NumPy array."""
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise TypeError(f"{name} must be a 1-D tensor, array or list, got {type(x).__name__}")
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"expected {name} of shape (N,), got {arr.shape}")
+    if len(arr) == 0:
+        raise ValueError(f"{name} is empty: a metric needs at least one example")
     return arr
 
 
-def _pair(
-    y_true: ArrayLike, y_other: ArrayLike, other: str = "y_pred"
-) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_1d("y_true", y_true), _as_1d(other, y_other)
-    if len(a) != len(b):
-        raise ValueError(f"y_true and {other} must have the same length, got {len(a)} and {len(b)}")
-    if len(a) == 0:
-        raise ValueError("got empty inputs: a metric needs at least one example")
+def _labels(name: str, y: object) -> np.ndarray:
+    """``y`` as 1-D class labels: ints, bools, strings, or whole-valued floats (as in scikit-learn)."""
+    arr = _as_1d(name, y)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity: expected class labels")
+        if (arr != np.round(arr)).any():
+            raise ValueError(f"{name} must hold class labels, got continuous values such as "
+                             f"{arr[arr != np.round(arr)][0].item()} (scores where labels belong?)")
+    elif arr.dtype.kind not in "biuUS":
+        raise TypeError(f"{name} must hold class labels (ints or strings), got dtype {arr.dtype}")
+    return arr
+
+
+def _scores(name: str, s: object) -> np.ndarray:
+    """``s`` as 1-D finite real scores."""
+    arr = _as_1d(name, s)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real-valued scores, got dtype {arr.dtype}")
+    arr = arr.astype(float)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Label arrays of the same length and kind (both numbers or both strings)."""
+    a, b = _labels("y_true", y_true), _labels("y_pred", y_pred)
+    check.same_length(y_true=a, y_pred=b)
+    if (a.dtype.kind in "US") != (b.dtype.kind in "US"):
+        raise TypeError("y_true and y_pred must hold labels of the same kind, "
+                        f"got {a.dtype} and {b.dtype}")
     return a, b
+
+
+def _scored(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    a, s = _labels("y_true", y_true), _scores("y_score", y_score)
+    check.same_length(y_true=a, y_score=s)
+    return a, s
+
+
+def _callable(name: str, fn: object) -> Callable:
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    return fn
+
+
+def _average(average: object) -> Average:
+    """``average`` if it is None or one of the named averages."""
+    named = ("binary", "micro", "macro", "weighted")
+    return average if average is None else check.one_of("average", average, named)
+
+
+def _zero_division(value: object) -> float:
+    out = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if out is None or not (out in (0.0, 1.0) or np.isnan(out)):
+        raise ValueError(f"zero_division must be 0.0, 1.0 or nan, got {value!r}")
+    return out
 
 
 def accuracy(y_true: ArrayLike, y_pred: ArrayLike, *, normalize: bool = True) -> float:
     """The fraction (or, with ``normalize=False``, the number) of correct labels.
 
-    Like ``sklearn.metrics.accuracy_score``. Not to be confused with
-    :func:`dlbook.train.accuracy`, which takes logits inside the training loop.
+    Like ``sklearn.metrics.accuracy_score``, and like it refuses scores where
+    labels belong. It encodes the labels as class indices and counts with
+    :func:`dlbook.train.accuracy`, which takes model outputs in the training loop.
 
     >>> accuracy([0, 1, 2, 2], [0, 2, 2, 2])
     0.75
     """
     a, b = _pair(y_true, y_pred)
-    correct = int((a == b).sum())
-    return correct / len(a) if normalize else float(correct)
+    check.one_of("normalize", normalize, (True, False))
+    # class indices 0..K-1 for any labels (ints, strings), shared by both arrays
+    _, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
+    codes = torch.as_tensor(codes.reshape(-1), dtype=torch.long)
+    fraction = float(train.accuracy(codes[len(a):], codes[: len(a)]))
+    return fraction if normalize else float(round(fraction * len(a)))
 
 
 def confusion_matrix(
     y_true: ArrayLike, y_pred: ArrayLike, *, labels: ArrayLike | None = None
 ) -> torch.Tensor:
-    """Counts ``C[i, j]`` of examples of true class ``labels[i]`` predicted as ``labels[j]``.
-
-    Rows are true classes, columns predicted classes, as in scikit-learn. For
-    binary labels ``[0, 1]`` that is ``[[TN, FP], [FN, TP]]``.
-
-    Args:
-        y_true: true labels, shape ``(N,)``.
-        y_pred: predicted labels, shape ``(N,)``.
-        labels: the classes, in the order of the rows; by default the sorted
-            union of the labels in ``y_true`` and ``y_pred``.
-
-    Returns:
-        An int64 tensor of shape ``(K, K)``.
-
-    Raises:
-        ValueError: on mismatched lengths, or a label not in ``labels``
-            (scikit-learn silently drops such examples).
+    """Counts ``C[i, j]`` (K, K) of examples of true class ``labels[i]`` predicted as ``labels[j]``.
 
     >>> confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0])
     tensor([[2, 0],
             [1, 1]])
     """
     a, b = _pair(y_true, y_pred)
-    classes = np.union1d(a, b) if labels is None else _as_1d("labels", labels)
-    if len(np.unique(classes)) != len(classes) or len(classes) == 0:
-        raise ValueError(f"labels must be non-empty and distinct, got {classes.tolist()}")
-    for name, arr in (("y_true", a), ("y_pred", b)):
-        outside = np.setdiff1d(arr, classes)
-        if len(outside):
-            raise ValueError(
-                f"{name} has labels {outside.tolist()[:5]} not in the classes {classes.tolist()}"
-            )
+    classes = _classes(labels, a, b)
     index = {c: k for k, c in enumerate(classes.tolist())}
-    rows = np.array([index[v] for v in a.tolist()])
-    cols = np.array([index[v] for v in b.tolist()])
+    rows = np.array([index[v] for v in a.tolist()])  # true class of each example, (N,)
+    cols = np.array([index[v] for v in b.tolist()])  # predicted class, (N,)
     K = len(classes)
+    # example n adds one to C[rows[n], cols[n]], the flat cell rows[n] * K + cols[n]
     counts = np.bincount(rows * K + cols, minlength=K * K).reshape(K, K)  # (K, K)
     return torch.as_tensor(counts, dtype=torch.int64)
+
+
+def _classes(labels: ArrayLike | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``labels`` (distinct, holding every label of ``a`` and ``b``), or the sorted union."""
+    if labels is None:
+        return np.union1d(a, b)
+    classes = _labels("labels", labels)
+    if len(np.unique(classes)) != len(classes):
+        raise ValueError(f"labels must be distinct, got {classes.tolist()}")
+    for name, arr in (("y_true", a), ("y_pred", b)):
+        outside = np.setdiff1d(arr, classes)
+        if len(outside):  # scikit-learn silently drops these examples
+            raise ValueError(f"{name} has labels {outside.tolist()[:5]} "
+                             f"not in labels={classes.tolist()}")
+    return classes
 
 
 def _divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.ndarray:
@@ -123,52 +177,18 @@ def precision_recall_fscore(
     labels: ArrayLike | None = None,
     zero_division: float = 0.0,
 ) -> tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray]:
-    r"""Precision, recall and F1, as scikit-learn's ``precision_recall_fscore_support``.
+    """Precision, recall and F1, as scikit-learn's ``precision_recall_fscore_support``.
 
-    Per class, :math:`P = TP / (TP + FP)`, :math:`R = TP / (TP + FN)` and
-    :math:`F_1 = 2TP / (2TP + FP + FN)` (the harmonic mean of P and R).
-
-    Args:
-        y_true: true labels, shape ``(N,)``.
-        y_pred: predicted labels, shape ``(N,)``.
-        average: ``"binary"`` reports the class ``pos_label`` only (there may be
-            at most two classes); ``"micro"`` pools the counts of all classes;
-            ``"macro"`` averages the per-class scores; ``"weighted"`` averages
-            them weighted by each class's number of true examples; ``None``
-            returns the per-class arrays.
-        pos_label: the positive class for ``average="binary"``.
-        labels: the classes to include (default: the sorted union of both arrays).
-        zero_division: the value of a ratio whose denominator is 0 (``0.0``,
-            ``1.0`` or ``nan``); scikit-learn's default ``"warn"`` gives ``0.0``.
-
-    Returns:
-        ``(precision, recall, f1)``: floats, or arrays of shape ``(K,)`` when
-        ``average`` is ``None``.
-
-    Raises:
-        ValueError: on mismatched lengths, an unknown ``average``, or more
-            than two classes (or a missing ``pos_label``) with ``average="binary"``.
+    ``average``: ``"binary"`` (the class ``pos_label`` only), ``"micro"``
+    (pooled counts), ``"macro"`` (mean over classes), ``"weighted"`` (mean
+    weighted by class support) or ``None`` (per-class arrays of shape (K,)).
+    ``zero_division`` (0.0, 1.0 or nan) is the value of a ratio 0 / 0.
     """
-    if average not in ("binary", "micro", "macro", "weighted", None):
-        raise ValueError(
-            f"average must be 'binary', 'micro', 'macro', 'weighted' or None, got {average!r}"
-        )
+    _average(average)
+    zero_division = _zero_division(zero_division)
     a, b = _pair(y_true, y_pred)
-    present = np.union1d(a, b)
-    if average == "binary":
-        if len(present) > 2:
-            raise ValueError(
-                f"average='binary' needs at most two classes, got {len(present)}: "
-                f"{present.tolist()[:10]}; choose average='micro', 'macro', 'weighted' or None"
-            )
-        if pos_label not in present.tolist() and len(present) >= 2:
-            raise ValueError(
-                f"pos_label={pos_label!r} is not a valid label: it should be one of {present.tolist()}"
-            )
-        classes = np.array([pos_label])
-    else:
-        classes = present if labels is None else _as_1d("labels", labels)
-    # Per-class counts, vectorized over the classes: (K, N) comparisons.
+    classes = _binary_class(a, b, pos_label) if average == "binary" else _classes(labels, a, b)
+    # per-class counts, vectorized over the classes
     is_true = a[None, :] == classes[:, None]  # (K, N)
     is_pred = b[None, :] == classes[:, None]  # (K, N)
     tp = (is_true & is_pred).sum(axis=1).astype(float)  # (K,)
@@ -189,6 +209,20 @@ def precision_recall_fscore(
         p_w, r_w, f_w = (float(np.average(m, weights=support)) for m in (p, r, f))
         return p_w, r_w, f_w
     return float(p.mean()), float(r.mean()), float(f.mean())
+
+
+def _binary_class(a: np.ndarray, b: np.ndarray, pos_label: int | str) -> np.ndarray:
+    """``[pos_label]``, after checking for at most two classes, ``pos_label`` among them."""
+    present = np.union1d(a, b)
+    if len(present) > 2:
+        raise ValueError(
+            f"average='binary' needs at most two classes, got {len(present)}: "
+            f"{present.tolist()[:10]}; choose average='micro', 'macro', 'weighted' or None"
+        )
+    if pos_label not in present.tolist() and len(present) >= 2:
+        raise ValueError(f"pos_label={pos_label!r} is not a valid label: "
+                         f"it should be one of {present.tolist()}")
+    return np.array([pos_label])
 
 
 def precision(y_true: ArrayLike, y_pred: ArrayLike, **kwargs) -> float | np.ndarray:
@@ -222,19 +256,8 @@ def _binary_counts(
     y_true: ArrayLike, y_score: ArrayLike, pos_label: int | str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False and true positives when predicting positive for score >= each distinct threshold."""
-    a, s = _pair(y_true, y_score, "y_score")
-    classes = np.unique(a)
-    if pos_label is None:
-        if not (set(classes.tolist()) <= {0, 1} or set(classes.tolist()) <= {-1, 1}):
-            raise ValueError(
-                f"y_true has labels {classes.tolist()}: pass pos_label, or use {{0, 1}} or {{-1, 1}}"
-            )
-        pos_label = 1
-    if len(classes) > 2:
-        raise ValueError(f"expected binary y_true, got {len(classes)} classes: {classes.tolist()[:10]}")
-    s = s.astype(float)
-    if not np.isfinite(s).all():
-        raise ValueError("y_score contains NaN or infinite values")
+    a, s = _scored(y_true, y_score)
+    pos_label = _positive_class(a, pos_label)
     positive = (a == pos_label).astype(float)
     order = np.argsort(-s, kind="mergesort")  # highest score first, (N,)
     s, positive = s[order], positive[order]
@@ -245,6 +268,20 @@ def _binary_counts(
     return fps, tps, s[last]
 
 
+def _positive_class(y_true: np.ndarray, pos_label: int | str | None) -> int | str:
+    """The positive class of binary labels: ``pos_label``, or 1 for labels in {0, 1} or {-1, 1}."""
+    classes = np.unique(y_true)
+    if len(classes) > 2:
+        raise ValueError(f"expected binary y_true, got {len(classes)} classes: "
+                         f"{classes.tolist()[:10]}")
+    if pos_label is not None:
+        return pos_label
+    if not (set(classes.tolist()) <= {0, 1} or set(classes.tolist()) <= {-1, 1}):
+        raise ValueError(f"y_true has labels {classes.tolist()}: "
+                         "pass pos_label, or use {0, 1} or {-1, 1}")
+    return 1
+
+
 def roc_curve(
     y_true: ArrayLike,
     y_score: ArrayLike,
@@ -252,28 +289,14 @@ def roc_curve(
     pos_label: int | str | None = None,
     drop_intermediate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ROC curve: false- and true-positive rates as the threshold falls.
+    """False- and true-positive rates as the threshold falls, like ``sklearn.metrics.roc_curve``.
 
-    Like ``sklearn.metrics.roc_curve``: thresholds are the distinct scores in
-    decreasing order, preceded by ``inf`` (predict nothing positive, the point
-    (0, 0)); tied scores make one point; with ``drop_intermediate`` the points
-    on a straight segment between two others are dropped (the area is unchanged).
-
-    Args:
-        y_true: binary labels, shape ``(N,)``.
-        y_score: scores, larger meaning more likely positive, shape ``(N,)``.
-        pos_label: the positive class (needed unless labels are {0, 1} or {-1, 1}).
-        drop_intermediate: drop collinear points.
-
-    Returns:
-        ``(fpr, tpr, thresholds)``, float64 tensors of equal length.
-
-    Raises:
-        ValueError: on mismatched lengths, non-binary labels, or a ``y_true``
-            with a single class (the curve is undefined; scikit-learn warns and
-            returns NaNs).
+    Thresholds are ``inf`` then the distinct scores in decreasing order;
+    ``drop_intermediate`` drops collinear points. A ``y_true`` with one class
+    raises (scikit-learn warns and returns NaN). Returns ``(fpr, tpr, thresholds)``.
     """
     fps, tps, thresholds = _binary_counts(y_true, y_score, pos_label)
+    check.one_of("drop_intermediate", drop_intermediate, (True, False))
     if fps[-1] == 0 or tps[-1] == 0:
         raise ValueError("y_true has only one class: the ROC curve needs positives and negatives")
     if drop_intermediate and len(fps) > 2:
@@ -328,7 +351,7 @@ def precision_recall_curve(
 def average_precision(
     y_true: ArrayLike, y_score: ArrayLike, *, pos_label: int | str | None = None
 ) -> float:
-    r"""The area under the precision-recall curve as a step sum, :math:`\sum_n (R_n - R_{n-1}) P_n`.
+    """The area under the precision-recall curve as a step sum, sum_n (R_n - R_{n-1}) P_n.
 
     Like ``sklearn.metrics.average_precision_score`` for binary labels.
     """
@@ -371,11 +394,12 @@ def bootstrap_ci(
     >>> est, low < est < high
     (0.8, True)
     """
-    a, b = _pair(y_true, y_pred)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"n_resamples must be an int >= 1, got {n_resamples!r}")
+    _callable("metric", metric)
+    a, b = _as_1d("y_true", y_true), _as_1d("y_pred", y_pred)
+    check.same_length(y_true=a, y_pred=b)
+    check.positive_int("n_resamples", n_resamples)
+    check.fraction("level", level, closed="()")
+    check.nonnegative_int("seed", seed)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(a), size=(n_resamples, len(a)))  # (R, N) resampled indices
     values = np.array([metric(a[i], b[i]) for i in idx])  # (R,)
@@ -426,24 +450,20 @@ def paired_difference_ci(
     """
     from scipy import stats
 
-    d = _as_1d("differences", differences).astype(float)
+    d = _scores("differences", differences)
     if len(d) < 2:
-        raise ValueError(f"need at least 2 paired differences, got {len(d)}")
+        raise ValueError(f"differences must hold at least 2 paired differences, got {len(d)}")
     if (n_train is None) != (n_test is None):
         raise ValueError(
             f"give both n_train and n_test for the correction, or neither; "
             f"got n_train={n_train!r}, n_test={n_test!r}"
         )
-    ratio = 0.0
-    if n_train is not None and n_test is not None:
-        for name, n in (("n_train", n_train), ("n_test", n_test)):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {type(n).__name__}")
-            if n < 1:
-                raise ValueError(f"{name} must be >= 1, got {n}")
-        ratio = n_test / n_train
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    # Nadeau and Bengio: 1/J becomes 1/J + n_test/n_train
+    if n_train is not None:
+        ratio = check.positive_int("n_test", n_test) / check.positive_int("n_train", n_train)
+    else:
+        ratio = 0.0
+    check.fraction("level", level, closed="()")
     J = len(d)
     # Var(mean) ~ (1/J + n_test/n_train) s^2   (Nadeau and Bengio's corrected resampled t)
     scale = np.sqrt((1 / J + ratio) * d.var(ddof=1))

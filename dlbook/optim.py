@@ -1,17 +1,17 @@
-"""Optimizers from scratch (Part 3, "Gradient descent and SGD" and "Momentum, RMSProp
-and Adam").
+"""Optimizers from scratch (Part 3, "Gradient descent and SGD"; "Momentum, RMSProp and Adam").
 
-:class:`SGD` (with momentum and Nesterov momentum), :class:`RMSProp` and
-:class:`Adam` are subclasses of :class:`torch.optim.Optimizer` that take the same
-arguments as their ``torch.optim`` namesakes and move the parameters along the
-same trajectory, step for step (the tests check this in float64). Each update
-equation is written above the line that computes it, with the names the book's
-derivations use: ``g`` the gradient, ``v`` the velocity, ``s`` the running mean of
-squared gradients, ``m`` the first moment.
+``SGD`` (with momentum and Nesterov momentum), ``RMSProp`` and ``Adam`` are
+subclasses of ``torch.optim.Optimizer`` that take the same arguments as their
+``torch.optim`` namesakes and move the parameters along the same trajectory,
+step for step (the tests check this in float64). Each update equation is written
+above the line that computes it, with the names the book's derivations use:
+``g`` the gradient, ``v`` the velocity, ``s`` the running mean of squared
+gradients, ``m`` the first moment.
 
-The module also holds :class:`Quadratic`, the test surface of the chapter, and
-:func:`trajectory`, which runs any optimizer on a function of a few variables and
-records where it went.
+The module also holds ``Quadratic``, the test surface of the chapter, and
+``trajectory``, which runs any optimizer on a function of a few variables and
+records where it went, and the mini-batch measurements of the gradient-descent
+chapter (``gradient_variance``, ``steps_to_target``, ``seconds_per_step``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from dlbook import _checks as check
+
 __all__ = [
     "ScratchOptimizer", "SGD", "RMSProp", "Adam", "Quadratic", "trajectory",
     "gradient_variance", "steps_to_target", "seconds_per_step",
@@ -31,27 +33,37 @@ __all__ = [
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
 
-def _check_nonnegative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
-    if not value >= 0.0:  # also rejects NaN
-        raise ValueError(f"{name} must be >= 0, got {value}")
+def _params(params: object) -> list[Any]:
+    """``params`` as a non-empty list of tensors or parameter-group dicts."""
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be an iterable of tensors or parameter-group dicts "
+                        f"(e.g. model.parameters()), got {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError("params is empty: the optimizer has no parameters to update "
+                         "(an exhausted model.parameters() generator?)")
+    for i, p in enumerate(params):
+        if not isinstance(p, dict):
+            check.tensor(f"params[{i}]", p)
+    return params
 
 
-def _check_fraction(name: str, value: float) -> None:
-    _check_nonnegative(name, value)
-    if not value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
+def _flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _betas(betas: object) -> tuple[float, float]:
+    """``betas`` as a pair of decays, each in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return check.fraction("betas[0]", betas[0]), check.fraction("betas[1]", betas[1])
 
 
 class ScratchOptimizer(torch.optim.Optimizer):
-    """What every optimizer of this module does the same way; subclasses write only the update.
-
-    :meth:`step` evaluates the optional closure, adds the weight-decay term to each
-    parameter's gradient, and hands the parameter, its gradient, its state and its
-    group's hyper-parameters to :meth:`update`, which moves the parameter in place.
-    Every subclass stores ``weight_decay`` in its parameter groups.
-    """
+    """What every optimizer of this module does the same way; subclasses write only ``update``."""
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -78,24 +90,7 @@ class ScratchOptimizer(torch.optim.Optimizer):
 
 
 class SGD(ScratchOptimizer):
-    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
-
-    With ``momentum=0`` each step is :math:`w \leftarrow w - \eta g`. With momentum
-    :math:`\mu > 0` the step follows a velocity
-    :math:`v_t = \mu v_{t-1} + (1 - \tau) g_t` (with :math:`v_1 = g_1`), as in
-    ``torch.optim.SGD``.
-
-    Args:
-        params: the tensors to optimize, or parameter-group dicts.
-        lr: the step size :math:`\eta`.
-        momentum: the momentum factor :math:`\mu`.
-        dampening: :math:`\tau`, scales down the new gradient in the velocity.
-        weight_decay: the L2 coefficient :math:`\lambda` added to the gradient.
-        nesterov: use Nesterov's look-ahead form of momentum.
-
-    Raises:
-        ValueError: for a negative ``lr``, ``momentum``, ``dampening`` or
-            ``weight_decay``, or Nesterov without momentum or with dampening.
+    """Stochastic gradient descent, optionally with (Nesterov) momentum, as ``torch.optim.SGD``.
 
     >>> w = torch.tensor([1.0], requires_grad=True)
     >>> opt = SGD([w], lr=0.1)
@@ -113,22 +108,21 @@ class SGD(ScratchOptimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        for name, value in (("lr", lr), ("momentum", momentum), ("dampening", dampening),
-                            ("weight_decay", weight_decay)):
-            _check_nonnegative(name, value)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(
-                f"Nesterov momentum needs momentum > 0 and dampening = 0, got "
-                f"momentum={momentum}, dampening={dampening}"
-            )
+        lr = check.nonnegative_float("lr", lr)
+        momentum = check.nonnegative_float("momentum", momentum)
+        dampening = check.nonnegative_float("dampening", dampening)
+        weight_decay = check.nonnegative_float("weight_decay", weight_decay)
+        if _flag("nesterov", nesterov) and (momentum <= 0 or dampening != 0):
+            raise ValueError(f"Nesterov momentum needs momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov)
-        super().__init__(params, defaults)
+        super().__init__(_params(params), defaults)
 
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
                group: dict[str, Any]) -> None:
-        """One step for ``w`` (see the class docstring for the equations)."""
-        lr, mu, tau, nesterov = group["lr"], group["momentum"], group["dampening"], group["nesterov"]
+        """One step for ``w``."""
+        lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
         if mu != 0:
             if "v" not in state:
                 # v_1 = g_1
@@ -138,32 +132,13 @@ class SGD(ScratchOptimizer):
                 state["v"].mul_(mu).add_(g, alpha=1 - tau)
             v = state["v"]
             # Nesterov: step along g_t + mu v_t; heavy ball: along v_t
-            g = g + mu * v if nesterov else v
+            g = g + mu * v if group["nesterov"] else v
         # w <- w - eta g
         w.add_(g, alpha=-lr)
 
 
 class RMSProp(ScratchOptimizer):
-    r"""RMSProp: divide each coordinate's step by a running RMS of its gradients.
-
-    :math:`s_t = \alpha s_{t-1} + (1 - \alpha) g_t^2` and
-    :math:`w \leftarrow w - \eta\, g_t / (\sqrt{s_t} + \epsilon)`, as in
-    ``torch.optim.RMSprop``.
-
-    Args:
-        params: the tensors to optimize, or parameter-group dicts.
-        lr: the step size :math:`\eta`.
-        alpha: the decay :math:`\alpha` of the running mean of squared gradients.
-        eps: :math:`\epsilon`, keeps the denominator away from zero.
-        weight_decay: the L2 coefficient :math:`\lambda` added to the gradient.
-        momentum: if > 0, accumulate the scaled steps in a velocity.
-        centered: divide by an estimate of the gradient's standard deviation
-            (subtract the squared running mean of ``g`` from ``s``).
-
-    Raises:
-        ValueError: for a negative ``lr``, ``eps``, ``weight_decay`` or
-            ``momentum``, or ``alpha`` outside [0, 1).
-    """
+    """RMSProp: each coordinate's step divided by a running RMS of its gradients."""
 
     def __init__(
         self,
@@ -175,17 +150,18 @@ class RMSProp(ScratchOptimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ) -> None:
-        for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay),
-                            ("momentum", momentum)):
-            _check_nonnegative(name, value)
-        _check_fraction("alpha", alpha)
+        lr = check.nonnegative_float("lr", lr)
+        alpha = check.fraction("alpha", alpha)
+        eps = check.nonnegative_float("eps", eps)
+        momentum = check.nonnegative_float("momentum", momentum)
+        weight_decay = check.nonnegative_float("weight_decay", weight_decay)
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered)
-        super().__init__(params, defaults)
+                        momentum=momentum, centered=_flag("centered", centered))
+        super().__init__(_params(params), defaults)
 
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
                group: dict[str, Any]) -> None:
-        """One step for ``w`` (see the class docstring for the equations)."""
+        """One step for ``w``."""
         lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
         if not state:
             state["s"] = torch.zeros_like(w)
@@ -212,27 +188,7 @@ class RMSProp(ScratchOptimizer):
 
 
 class Adam(ScratchOptimizer):
-    r"""Adam: momentum on the gradient, RMSProp scaling, both bias-corrected.
-
-    .. math::
-        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
-        s_t = \beta_2 s_{t-1} + (1-\beta_2) g_t^2, \quad
-        w \leftarrow w - \eta \frac{m_t / (1-\beta_1^t)}{\sqrt{s_t / (1-\beta_2^t)} + \epsilon}
-
-    as in ``torch.optim.Adam`` (weight decay added to the gradient, as there).
-
-    Args:
-        params: the tensors to optimize, or parameter-group dicts.
-        lr: the step size :math:`\eta`.
-        betas: :math:`(\beta_1, \beta_2)`, the decays of the two moment estimates.
-        eps: :math:`\epsilon`, keeps the denominator away from zero.
-        weight_decay: the L2 coefficient :math:`\lambda` added to the gradient.
-        amsgrad: divide by the largest :math:`s` seen so far (AMSGrad).
-
-    Raises:
-        ValueError: for a negative ``lr``, ``eps`` or ``weight_decay``, or a beta
-            outside [0, 1).
-    """
+    """Adam: momentum and RMSProp scaling, both bias-corrected, as ``torch.optim.Adam``."""
 
     def __init__(
         self,
@@ -243,19 +199,17 @@ class Adam(ScratchOptimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ) -> None:
-        for name, value in (("lr", lr), ("eps", eps), ("weight_decay", weight_decay)):
-            _check_nonnegative(name, value)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        _check_fraction("betas[0]", betas[0])
-        _check_fraction("betas[1]", betas[1])
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad)
-        super().__init__(params, defaults)
+        lr = check.nonnegative_float("lr", lr)
+        betas = _betas(betas)
+        eps = check.nonnegative_float("eps", eps)
+        weight_decay = check.nonnegative_float("weight_decay", weight_decay)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        amsgrad=_flag("amsgrad", amsgrad))
+        super().__init__(_params(params), defaults)
 
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
                group: dict[str, Any]) -> None:
-        """One step for ``w`` (see the class docstring for the equations)."""
+        """One step for ``w``."""
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         if not state:
             state["t"] = 0
@@ -280,21 +234,27 @@ class Adam(ScratchOptimizer):
         w.addcdiv_(m, denominator, value=-lr / correction1)
 
 
+def _real(name: str, value: object) -> float:
+    """``value`` as a finite float of any sign."""
+    return check.fraction(name, value, low=-math.inf, high=math.inf, closed="()")
+
+
+def _function(name: str, f: object) -> Callable[..., torch.Tensor]:
+    """``f`` if it can be called; a ``TypeError`` naming it otherwise."""
+    if not callable(f):
+        raise TypeError(f"{name} must be callable, got {type(f).__name__} {f!r:.40}")
+    return f
+
+
+def _scalar(name: str, value: object) -> torch.Tensor:
+    """``value`` if it is a one-element tensor, as a loss must be."""
+    if check.tensor(name, value).numel() != 1:
+        raise ValueError(f"{name} must return a scalar, got shape {tuple(value.shape)}")
+    return value
+
+
 class Quadratic:
-    r"""The quadratic bowl :math:`f(w) = \tfrac12 (w - w^\star)^\top A (w - w^\star)`.
-
-    Its gradient is :math:`A (w - w^\star)` and its Hessian is the symmetric
-    positive-definite matrix :math:`A`, whose eigenvalues set how fast gradient
-    descent converges. Build one with given eigenvalues and a rotation angle
-    with :meth:`from_eigenvalues`.
-
-    Args:
-        A: a symmetric positive-definite matrix of shape ``(D, D)``.
-        w_star: the minimizer, shape ``(D,)``; zeros when left out.
-
-    Raises:
-        ValueError: if ``A`` is not square and symmetric or ``w_star`` has the
-            wrong shape.
+    """The quadratic bowl ``f(w) = 1/2 (w - w*)^T A (w - w*)``, ``A`` ``(D, D)`` positive definite.
 
     >>> f = Quadratic.from_eigenvalues([1.0, 10.0])
     >>> f.condition_number
@@ -302,13 +262,11 @@ class Quadratic:
     """
 
     def __init__(self, A: torch.Tensor, w_star: torch.Tensor | None = None) -> None:
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"expected A of shape (D, D), got {tuple(A.shape)}")
+        D = check.expect_shape(check.finite("A", A), "D D", "A")["D"]
         if not torch.allclose(A, A.T):
             raise ValueError("A must be symmetric")
-        w_star = torch.zeros(A.shape[0], dtype=A.dtype) if w_star is None else w_star
-        if w_star.shape != (A.shape[0],):
-            raise ValueError(f"expected w_star of shape ({A.shape[0]},), got {tuple(w_star.shape)}")
+        w_star = torch.zeros(D, dtype=A.dtype) if w_star is None else check.finite("w_star", w_star)
+        check.expect_shape(w_star, "D", "w_star", D=D)
         self.A = A
         self.w_star = w_star.to(A.dtype)
         self.eigenvalues = torch.linalg.eigvalsh(A)  # ascending
@@ -321,18 +279,21 @@ class Quadratic:
     def from_eigenvalues(
         cls, eigenvalues: Iterable[float], angle: float = 0.0, dtype: torch.dtype = torch.float64
     ) -> Quadratic:
-        """A 2-D bowl with the given curvatures, its axes rotated by ``angle`` radians
-        (any dimension when ``angle`` is 0)."""
-        lam = torch.as_tensor(list(eigenvalues), dtype=dtype)
-        if angle != 0.0:
-            if len(lam) != 2:
-                raise ValueError(f"a rotation needs 2 eigenvalues, got {len(lam)}")
-            c, s = math.cos(angle), math.sin(angle)
-            Q = torch.tensor([[c, -s], [s, c]], dtype=dtype)
-        else:
-            Q = torch.eye(len(lam), dtype=dtype)
+        """A bowl with the given curvatures, its axes rotated by ``angle`` radians (2-D only)."""
+        if isinstance(eigenvalues, (str, bytes)) or not isinstance(eigenvalues, Iterable):
+            got = type(eigenvalues).__name__
+            raise TypeError(f"eigenvalues must be a list of numbers > 0, got {got}")
+        lam = [check.positive_float(f"eigenvalues[{i}]", v) for i, v in enumerate(eigenvalues)]
+        angle = _real("angle", angle)
+        dtype = check.one_of("dtype", dtype, [torch.float32, torch.float64])
+        if not lam or (angle != 0.0 and len(lam) != 2):
+            raise ValueError(f"eigenvalues must hold 2 numbers for a rotation (any number > 0 "
+                             f"when angle is 0), got {len(lam)}")
+        c, s = math.cos(angle), math.sin(angle)
+        rotation = torch.tensor([[c, -s], [s, c]], dtype=dtype)
+        Q = rotation if angle else torch.eye(len(lam), dtype=dtype)
         # A = Q diag(lambda) Q^T
-        return cls(Q @ torch.diag(lam) @ Q.T)
+        return cls(Q @ torch.diag(torch.tensor(lam, dtype=dtype)) @ Q.T)
 
     @property
     def condition_number(self) -> float:
@@ -340,14 +301,21 @@ class Quadratic:
         return float(self.eigenvalues[-1] / self.eigenvalues[0])
 
     def __call__(self, w: torch.Tensor) -> torch.Tensor:
-        """f(w) for ``w`` of shape ``(D,)`` or a batch ``(B, D)``."""
-        e = w - self.w_star  # (B, D) or (D,)
+        """f(w) for ``w`` of shape ``(D,)``, or ``(..., D)`` for a batch of points."""
+        e = self._offset(w)  # (..., D)
         # f = 1/2 e^T A e
         return 0.5 * ((e @ self.A) * e).sum(dim=-1)
 
     def gradient(self, w: torch.Tensor) -> torch.Tensor:
-        """The hand-derived gradient A (w - w*), shape like ``w``."""
-        return (w - self.w_star) @ self.A  # A is symmetric, so e A = (A e)^T
+        """The hand-derived gradient ``A (w - w*)``, shaped like ``w``."""
+        return self._offset(w) @ self.A  # A is symmetric, so e A = (A e)^T
+
+    def _offset(self, w: torch.Tensor) -> torch.Tensor:
+        """``w - w*`` after checking that ``w`` ends in the bowl's dimension ``D``."""
+        D = len(self.w_star)
+        if check.floating("w", w).dim() == 0 or w.shape[-1] != D:
+            raise ValueError(f"expected w of shape ({D},) or (..., {D}), got {tuple(w.shape)}")
+        return w - self.w_star
 
 
 def trajectory(
@@ -357,57 +325,48 @@ def trajectory(
     steps: int,
     **hyper: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``optimizer(params, **hyper)`` on ``f`` from ``w0`` and record the path.
+    """Run ``optimizer([w], **hyper)`` on ``f`` from ``w0`` ``(D,)`` and record the path.
 
-    Args:
-        f: maps a parameter vector of shape ``(D,)`` to a scalar.
-        w0: the starting point, shape ``(D,)``.
-        optimizer: an optimizer class, ours or ``torch.optim``'s.
-        steps: how many steps to take.
-        **hyper: the optimizer's hyper-parameters (``lr=...``).
-
-    Returns:
-        The points visited, shape ``(steps + 1, D)``, and the values of ``f`` at
-        them, shape ``(steps + 1,)``.
-
-    Raises:
-        ValueError: if ``w0`` is not a vector or ``steps`` is negative.
+    Returns the points visited, ``(steps + 1, D)``, and the values of ``f`` there, ``(steps + 1,)``.
     """
-    if w0.ndim != 1:
-        raise ValueError(f"expected w0 of shape (D,), got {tuple(w0.shape)}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    f, optimizer = _function("f", f), _function("optimizer", optimizer)
+    check.expect_shape(check.finite("w0", w0), "D", "w0")
+    steps = check.nonnegative_int("steps", steps)
     w = w0.detach().clone().requires_grad_(True)
     opt = optimizer([w], **hyper)
     points, values = [w.detach().clone()], []
     for _ in range(steps):
         opt.zero_grad()
-        loss = f(w)
+        loss = _scalar("f", f(w))
         loss.backward()
-        values.append(loss.detach())
+        values.append(loss.detach().reshape(()))
         opt.step()
         points.append(w.detach().clone())
     with torch.no_grad():
-        values.append(f(w).detach())
+        values.append(_scalar("f", f(w)).detach().reshape(()))
     return torch.stack(points), torch.stack(values)  # (steps + 1, D), (steps + 1,)
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _check_data(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
-    if w.ndim != 1:
-        raise ValueError(f"expected w of shape (D,), got {tuple(w.shape)}")
-    if X.ndim < 2 or len(X) != len(y):
-        raise ValueError(f"expected X of shape (N, ...) and y of shape (N, ...) with the same N, "
-                         f"got {tuple(X.shape)} and {tuple(y.shape)}")
-    if not 1 <= batch_size <= len(X):
-        raise ValueError(f"batch_size must be in [1, {len(X)}], got {batch_size}")
+def _check_data(loss: object, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
+                batch_size: int, w_name: str = "w") -> int:
+    """``batch_size``, after checking ``loss``, ``w`` ``(D,)``, ``X`` and ``y`` ``(N, ...)``."""
+    _function("loss", loss)
+    check.expect_shape(check.finite(w_name, w), "D", w_name)
+    if check.tensor("X", X).dim() < 2:
+        raise ValueError(f"expected X of shape (N, D) or (N, ...), got {tuple(X.shape)}")
+    N = check.same_length(X=X, y=check.tensor("y", y))
+    batch_size = check.positive_int("batch_size", batch_size)
+    if batch_size > N:
+        raise ValueError(f"batch_size must be in [1, {N}] (N examples), got {batch_size}")
+    return batch_size
 
 
 def _gradient(loss: Loss, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     w = w.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(loss(w, X, y), w)
+    (g,) = torch.autograd.grad(_scalar("loss", loss(w, X, y)), w)
     return g
 
 
@@ -415,26 +374,13 @@ def gradient_variance(
     loss: Loss, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, batch_size: int,
     *, samples: int = 200, seed: int = 0,
 ) -> float:
-    r"""The mean squared distance :math:`\mathbb{E}\|g_B - g\|^2` between mini-batch
-    gradients and the full-batch gradient at ``w``.
+    """The mean squared distance ``E ||g_B - g||^2`` between mini-batch gradients and the full one.
 
-    Each mini-batch is ``batch_size`` examples drawn without replacement.
-
-    Args:
-        loss: ``loss(w, X_batch, y_batch)`` returns the mean loss over the batch.
-        w: where to measure, shape ``(D,)``.
-        X, y: the full training set, ``N`` examples.
-        batch_size: examples per mini-batch, 1 to ``N``.
-        samples: how many mini-batches to average over.
-        seed: seeds the draw of the mini-batches.
-
-    Returns:
-        The estimate, a float.
-
-    Raises:
-        ValueError: for shapes that do not fit or a batch size out of range.
+    ``loss(w, X_batch, y_batch)`` returns the mean loss of a batch; each of the
+    ``samples`` mini-batches is ``batch_size`` examples drawn without replacement.
     """
-    _check_data(w, X, y, batch_size)
+    batch_size = _check_data(loss, w, X, y, batch_size)
+    samples, seed = check.positive_int("samples", samples), check.nonnegative_int("seed", seed)
     gen = torch.Generator().manual_seed(seed)
     g_full = _gradient(loss, w, X, y)  # (D,)
     total = 0.0
@@ -449,39 +395,20 @@ def steps_to_target(
     target: float, optimizer: Callable[..., torch.optim.Optimizer] = SGD,
     *, max_steps: int = 5000, diverged_factor: float = 100.0, seed: int = 0, **hyper: Any,
 ) -> int | None:
-    """Mini-batch steps until the loss on the full training set falls to ``target``.
+    """Mini-batch steps until the full training loss falls to ``target``; ``None`` if it never does.
 
-    Each step draws ``batch_size`` examples without replacement (a batch of ``N``
-    is full-batch gradient descent) and takes one optimizer step; then the full
-    loss is checked. A run whose loss becomes non-finite or exceeds
-    ``diverged_factor`` times the starting loss has diverged and stops at once.
-
-    Args:
-        loss: ``loss(w, X_batch, y_batch)`` returns the mean loss over the batch.
-        w0: the starting point, shape ``(D,)``.
-        X, y: the full training set.
-        batch_size: examples per step, 1 to ``N``.
-        target: stop when the full training loss is at most this.
-        optimizer: the optimizer class (ours or ``torch.optim``'s).
-        max_steps: give up after this many steps.
-        diverged_factor: give up when the loss exceeds this multiple of the
-            starting loss.
-        seed: seeds the draw of the mini-batches.
-        **hyper: the optimizer's hyper-parameters (``lr=...``).
-
-    Returns:
-        The number of steps taken, or ``None`` if the target was not reached
-        (too few steps, or diverged).
-
-    Raises:
-        ValueError: for shapes that do not fit or a batch size out of range.
+    A run gives up after ``max_steps``, or at once when its loss becomes
+    non-finite or exceeds ``diverged_factor`` times the starting loss.
     """
-    _check_data(w0, X, y, batch_size)
-    gen = torch.Generator().manual_seed(seed)
+    batch_size = _check_data(loss, w0, X, y, batch_size, "w0")
+    target, optimizer = _real("target", target), _function("optimizer", optimizer)
+    max_steps = check.positive_int("max_steps", max_steps)
+    diverged_factor = check.positive_float("diverged_factor", diverged_factor)
+    gen = torch.Generator().manual_seed(check.nonnegative_int("seed", seed))
     w = w0.detach().clone().requires_grad_(True)
     opt = optimizer([w], **hyper)
     with torch.no_grad():
-        give_up = diverged_factor * float(loss(w, X, y))
+        give_up = diverged_factor * float(_scalar("loss", loss(w, X, y)))
     for step in range(1, max_steps + 1):
         idx = torch.randperm(len(X), generator=gen)[:batch_size].to(X.device)
         opt.zero_grad()
@@ -501,22 +428,15 @@ def seconds_per_step(
     optimizer: Callable[..., torch.optim.Optimizer] = SGD, *, steps: int = 20, repeats: int = 5,
     seed: int = 0, **hyper: Any,
 ) -> float:
-    """The wall-clock seconds one mini-batch step takes.
+    """The wall-clock seconds one mini-batch step of ``steps_to_target`` takes.
 
-    A step is what :func:`steps_to_target` does per iteration, without the check
-    of the full loss: draw a batch, compute the gradient, update. The steps are
-    timed in ``repeats`` rounds of ``steps`` and the fastest round counts, as
-    ``timeit`` does, because other programs on the machine only ever slow a
-    round down.
-
-    Raises:
-        ValueError: for shapes that do not fit, a batch size out of range, or
-            ``steps`` or ``repeats`` below 1.
+    The steps are timed in ``repeats`` rounds of ``steps``, and the fastest round
+    counts, as in ``timeit``: other programs on the machine only ever slow a round down.
     """
-    _check_data(w0, X, y, batch_size)
-    if steps < 1 or repeats < 1:
-        raise ValueError(f"steps and repeats must be >= 1, got {steps} and {repeats}")
-    gen = torch.Generator().manual_seed(seed)
+    batch_size = _check_data(loss, w0, X, y, batch_size, "w0")
+    optimizer = _function("optimizer", optimizer)
+    steps, repeats = check.positive_int("steps", steps), check.positive_int("repeats", repeats)
+    gen = torch.Generator().manual_seed(check.nonnegative_int("seed", seed))
     w = w0.detach().clone().requires_grad_(True)
     opt = optimizer([w], **hyper)
     rounds = []

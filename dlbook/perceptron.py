@@ -1,97 +1,70 @@
 """Rosenblatt's perceptron and its learning rule (Part 4, "The perceptron").
 
 The perceptron computes a weighted sum of its inputs plus a bias and fires (outputs 1)
-when the sum is positive. :meth:`Perceptron.fit` applies the perceptron learning rule
-one example at a time; :func:`linearly_separable` draws data with a chosen margin, and
-:func:`mistake_bound` computes the Novikoff bound on the number
-of updates it can make on linearly separable data.
+when the sum is positive. ``Perceptron.fit`` applies the perceptron learning rule one
+example at a time; ``linearly_separable`` draws data with a chosen margin, and
+``mistake_bound`` computes Novikoff's bound on the number of updates the rule can make
+on such data. Inputs of another floating dtype are converted to the weights' dtype.
+
+>>> p = Perceptron(2)
+>>> X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+>>> mistakes = p.fit(X, torch.tensor([0, 0, 0, 1]), epochs=20)  # logical AND
+>>> p.predict(X).tolist(), mistakes[-1]
+([0, 0, 0, 1], 0)
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from dlbook import _checks as check
 
 __all__ = ["Perceptron", "mistake_bound", "linearly_separable"]
 
 
-def _check_data(X: torch.Tensor, y: torch.Tensor, d: int | None = None) -> None:
-    if X.ndim != 2 or (d is not None and X.shape[1] != d):
-        want = "(N, D)" if d is None else f"(N, D) with D={d}"
-        raise ValueError(f"expected X of shape {want}, got {tuple(X.shape)}")
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"expected y of shape ({X.shape[0]},), got {tuple(y.shape)}")
-    if not torch.isin(y, torch.tensor([0, 1], device=y.device)).all():
-        raise ValueError("expected labels y in {0, 1}")
+def _real(name: str, value: object) -> float:
+    """``value`` as a finite float (a number or a one-element tensor)."""
+    return check.fraction(name, value, low=-math.inf, high=math.inf, closed="()")
+
+
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 class Perceptron:
-    """A single threshold unit, :math:`\\hat y = [\\mathbf{w}^\\top \\mathbf{x} + b > 0]`.
-
-    Args:
-        n_features: input dimension :math:`D`.
-        dtype: the floating-point type of the weights.
-
-    >>> p = Perceptron(2)
-    >>> X = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    >>> mistakes = p.fit(X, torch.tensor([0, 0, 0, 1]), epochs=20)  # logical AND
-    >>> p.predict(X).tolist(), mistakes[-1]
-    ([0, 0, 0, 1], 0)
-    """
+    """A single threshold unit, y_hat = step(w . x + b)."""
 
     def __init__(self, n_features: int, *, dtype: torch.dtype = torch.float64) -> None:
-        if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise ValueError(f"n_features must be an int >= 1, got {n_features!r}")
-        self.w = torch.zeros(n_features, dtype=dtype)  # (D,)
+        n_features = check.positive_int("n_features", n_features)
+        self.w = torch.zeros(n_features, dtype=check.one_of("dtype", dtype, _FLOAT_DTYPES))  # (D,)
         self.b = torch.zeros((), dtype=dtype)
 
     def decision(self, X: torch.Tensor) -> torch.Tensor:
-        """The pre-activation :math:`\\mathbf{w}^\\top \\mathbf{x} + b` of each row, shape ``(N,)``.
-
-        Raises:
-            ValueError: if ``X`` is not of shape ``(N, D)``.
-        """
-        if X.ndim != 2 or X.shape[1] != len(self.w):
-            raise ValueError(
-                f"expected X of shape (N, D) with D={len(self.w)}, got {tuple(X.shape)}"
-            )
-        # z = X w + b  (N, D) @ (D,) -> (N,)
-        return X.to(self.w) @ self.w + self.b
+        """The pre-activation z = X w + b of each row, (N, D) -> (N,)."""
+        X = check.as_float_like("X", check.finite("X", X), self.w)
+        check.expect_shape(X, "N D", "X", D=len(self.w))
+        # z = X w + b   (N, D) @ (D,) -> (N,)
+        return X @ self.w + self.b
 
     def predict(self, X: torch.Tensor) -> torch.Tensor:
-        """Labels in {0, 1}, shape ``(N,)``: the step function of :meth:`decision`."""
+        """Labels in {0, 1}, shape (N,): the step function of ``decision``."""
         return (self.decision(X) > 0).long()
 
-    def fit(
-        self, X: torch.Tensor, y: torch.Tensor, *, epochs: int = 100, lr: float = 1.0
-    ) -> list[int]:
-        """Run the perceptron rule over the data, in order, for up to ``epochs`` passes.
-
-        With the label written as :math:`s = 2y - 1 \\in \\{-1, +1\\}`, an example is a
-        mistake when :math:`s(\\mathbf{w}^\\top \\mathbf{x} + b) \\le 0` (a point on the
-        boundary counts as wrong), and then
-        :math:`\\mathbf{w} \\leftarrow \\mathbf{w} + \\eta s \\mathbf{x}`,
-        :math:`b \\leftarrow b + \\eta s`. Nothing changes on a correct example.
-        Training stops after the first pass without a mistake.
-
-        Args:
-            X: inputs, shape ``(N, D)``.
-            y: labels in {0, 1}, shape ``(N,)``.
-            epochs: the most passes over the data.
-            lr: the learning rate :math:`\\eta > 0`.
-
-        Returns:
-            The number of mistakes (updates) in each pass.
-        """
-        _check_data(X, y, len(self.w))
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        X = X.to(self.w)
+    def fit(self, X: torch.Tensor, y: torch.Tensor, *, epochs: int = 100,
+            lr: float = 1.0) -> list[int]:
+        """Apply the rule to each example in order until a pass is error-free; mistakes per pass."""
+        X = check.as_float_like("X", check.finite("X", X), self.w)
+        check.expect_shape(X, "N D", "X", D=len(self.w))
+        check.labels("y", y, 2)
+        check.same_length(X=X, y=y)
+        epochs, lr = check.positive_int("epochs", epochs), check.positive_float("lr", lr)
         mistakes = []
         for _ in range(epochs):
             count = 0
             for x_i, y_i in zip(X, y):
                 s_i = 2 * int(y_i) - 1  # the label as -1 / +1
-                if s_i * (x_i @ self.w + self.b) <= 0:
+                if s_i * (x_i @ self.w + self.b) <= 0:  # a point on the boundary counts as wrong
                     # w <- w + eta s x,  b <- b + eta s
                     self.w += lr * s_i * x_i
                     self.b += lr * s_i
@@ -103,25 +76,20 @@ class Perceptron:
 
 
 def mistake_bound(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float) -> float:
-    """Novikoff's bound :math:`(R/\\gamma)^2` on the perceptron's total number of updates.
-
-    Inputs are augmented with a constant 1 so the bias is a weight:
-    :math:`R = \\max_i \\|(\\mathbf{x}_i, 1)\\|` and
-    :math:`\\gamma = \\min_i s_i (\\mathbf{w}^\\top \\mathbf{x}_i + b) / \\|(\\mathbf{w}, b)\\|`
-    with :math:`s_i = \\pm 1`, for any separating :math:`(\\mathbf{w}, b)`.
-
-    Raises:
-        ValueError: if ``(w, b)`` does not separate the data (:math:`\\gamma \\le 0`).
-    """
-    _check_data(X, y)
-    X = X.double()
-    ones = torch.ones(len(X), 1, dtype=X.dtype)
-    X_aug = torch.cat([X, ones], dim=1)  # (N, D + 1)
-    w_aug = torch.cat([w.double().reshape(-1), torch.tensor([float(b)], dtype=X.dtype)])  # (D + 1,)
+    """Novikoff's bound (R / gamma)^2 on the perceptron's updates, for a separating (w, b)."""
+    D = check.expect_shape(check.finite("X", X), "N D", "X")["D"]
+    check.labels("y", y, 2)
+    check.same_length(X=X, y=y)
+    check.expect_shape(check.finite("w", w), "D", "w", D=D)
+    b = _real("b", b)
+    ones = torch.ones(len(X), 1, dtype=torch.float64)
+    X_aug = torch.cat([X.double(), ones], dim=1)  # (N, D + 1): x~ = (x, 1)
+    w_aug = torch.cat([w.double(), torch.tensor([b], dtype=torch.float64)])  # (D + 1,): w~ = (w, b)
     s = 2.0 * y.double() - 1  # labels as -1 / +1
+    # gamma = min_i s_i w~ . x~_i / |w~|,  R = max_i |x~_i|
     gamma = float((s * (X_aug @ w_aug)).min() / w_aug.norm())
     if gamma <= 0:
-        raise ValueError(f"(w, b) does not separate the data: its margin is {gamma:.3g}")
+        raise ValueError(f"(w, b) does not separate the data (X, y): its margin is {gamma:.3g}")
     R = float(X_aug.norm(dim=1).max())
     return (R / gamma) ** 2
 
@@ -129,31 +97,21 @@ def mistake_bound(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float) -
 def linearly_separable(
     n: int = 200, d: int = 2, *, margin: float = 0.1, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Points in the square :math:`[-1, 1]^d` labelled by a random hyperplane, with a gap.
+    """``n`` points in [-1, 1]^d labelled by a random hyperplane, none closer to it than ``margin``.
 
-    Points closer than ``margin`` to the hyperplane
-    :math:`\\mathbf{w}_\\star^\\top \\mathbf{x} + b_\\star = 0` (with
-    :math:`\\|\\mathbf{w}_\\star\\| = 1`) are discarded, so the data are separable with at
-    least that margin.
-
-    Returns:
-        ``(X, y, w_star, b_star)``: inputs ``(n, d)`` in float64, labels ``(n,)`` in
-        {0, 1}, and the separating hyperplane.
-
-    >>> X, y, w, b = linearly_separable(50, margin=0.2)
-    >>> X.shape, bool(((2 * y - 1) * (X @ w + b)).min() >= 0.2)
-    (torch.Size([50, 2]), True)
+    Returns (X, y, w_star, b_star): X (n, d) float64, y (n,) in {0, 1}, and the
+    hyperplane w_star . x + b_star = 0, with w_star of norm 1.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2, got {n!r}")
-    if not 0 < margin < 0.5:
-        raise ValueError(f"margin must be in (0, 0.5), got {margin}")
-    gen = torch.Generator().manual_seed(seed)
+    n, d = check.positive_int("n", n, minimum=2), check.positive_int("d", d)
+    margin = check.fraction("margin", margin, low=0.0, high=0.5, closed="()")
+    gen = torch.Generator().manual_seed(check.nonnegative_int("seed", seed))
     w_star = torch.randn(d, dtype=torch.float64, generator=gen)
     w_star /= w_star.norm()
     b_star = 0.2 * (float(torch.rand((), generator=gen, dtype=torch.float64)) - 0.5)
+    # Rejection sampling: with |b_star| <= 0.1 and w_star . x spread over about +-1 in
+    # every dimension, a share of each draw clears any margin below 0.5, so this ends.
     kept: list[torch.Tensor] = []
-    while sum(len(k) for k in kept) < n:  # rejection sampling: keep points outside the gap
+    while sum(len(k) for k in kept) < n:
         X = 2 * torch.rand(4 * n, d, dtype=torch.float64, generator=gen) - 1  # (4n, d)
         kept.append(X[(X @ w_star + b_star).abs() >= margin])
     X = torch.cat(kept)[:n]

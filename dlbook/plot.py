@@ -22,6 +22,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from dlbook import _checks as check
+
 __all__ = ["STYLE", "PALETTE", "use_style", "history", "image_grid", "heatmap", "decision_boundary"]
 
 #: Okabe–Ito colours, distinguishable with the common colour-vision deficiencies.
@@ -61,10 +63,36 @@ def use_style() -> None:
     mpl.rcParams.update(STYLE)
 
 
-def _as_numpy(x: torch.Tensor | np.ndarray | Sequence) -> np.ndarray:
+def _as_numpy(x: torch.Tensor | np.ndarray | Sequence, name: str = "x") -> np.ndarray:
+    """``x`` as a real-valued NumPy array; ``None``, strings and ragged lists are refused."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a tensor, array or list of numbers, "
+                        f"got {type(x).__name__}")
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except ValueError:
+        raise ValueError(f"{name} must be a rectangular array of numbers, "
+                         f"got a ragged {type(x).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _ax(name: str, ax: object) -> Axes | None:
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"{name} must be a matplotlib Axes or None, got {type(ax).__name__}")
+    return ax
+
+
+def _strings(name: str, items: object, count: int | None = None) -> list[str] | None:
+    """``items`` as a list of labels, ``count`` of them if given; None passes through."""
+    if items is None:
+        return None
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a sequence of labels, got {type(items).__name__}")
+    return list(items)
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] | None = None) -> Axes:
@@ -91,9 +119,14 @@ def history(
         logy: use a logarithmic y axis (useful for losses).
         ax: draw a single key into this ``Axes``.
     """
-    keys = list(keys)
+    if not (hasattr(hist, "keys") and hasattr(hist, "__getitem__")):
+        raise TypeError("hist must be a History or a mapping of key to values, "
+                        f"got {type(hist).__name__}")
+    keys = _strings("keys", keys)
     if not keys:
-        raise ValueError("history needs at least one key to plot")
+        raise ValueError("keys must name at least one quantity to plot, got none")
+    check.one_of("logy", logy, (True, False))
+    _ax("ax", ax)
     if ax is not None and len(keys) != 1:
         raise ValueError(f"an ax can hold one key, got {len(keys)} keys: {keys}")
     if ax is None:
@@ -132,7 +165,10 @@ def image_grid(
 
     ``images`` has shape ``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, 3, H, W)``.
     """
-    arr = _as_numpy(images)
+    arr = _as_numpy(images, "images")
+    titles = _strings("titles", titles)
+    check.positive_int("ncols", ncols)
+    check.positive_float("size", size)
     if arr.ndim == 4 and arr.shape[1] in (1, 3):
         arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W[, C])
     if arr.ndim not in (3, 4):
@@ -141,7 +177,7 @@ def image_grid(
         )
     n = len(arr)
     if n == 0:
-        raise ValueError("image_grid got no images")
+        raise ValueError("images is empty: image_grid needs at least one image")
     if titles is not None and len(titles) != n:
         raise ValueError(f"got {n} images but {len(titles)} titles")
     ncols = min(ncols, n)
@@ -174,9 +210,15 @@ def heatmap(
     Text colour flips between dark and light with the cell's shade so numbers
     stay legible.
     """
-    m = _as_numpy(matrix)
-    if m.ndim != 2:
-        raise ValueError(f"heatmap expects a 2-D matrix, got shape {m.shape}")
+    m = _as_numpy(matrix, "matrix")
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"matrix must be a non-empty 2-D array, got shape {m.shape}")
+    row_labels, col_labels = _strings("row_labels", row_labels), _strings("col_labels", col_labels)
+    check.one_of("annotate", annotate, (True, False))
+    check.one_of("colorbar", colorbar, (True, False))
+    if not isinstance(fmt, str):
+        raise TypeError(f"fmt must be a format string such as '{{:.2g}}', got {type(fmt).__name__}")
+    _ax("ax", ax)
     for name, labels, size in (("row_labels", row_labels, m.shape[0]), ("col_labels", col_labels, m.shape[1])):
         if labels is not None and len(labels) != size:
             raise ValueError(f"{name} has {len(labels)} entries for {size} {name.split('_')[0]}s")
@@ -216,17 +258,31 @@ def decision_boundary(
         resolution: grid points along each axis.
         margin: how far past the data the shaded region extends.
     """
-    X, y = _as_numpy(X), _as_numpy(y)
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"decision_boundary needs 2-D inputs of shape (N, 2), got {X.shape}")
-    if len(y) != len(X):
-        raise ValueError(f"X has {len(X)} points but y has {len(y)} labels")
+    if not callable(predict):
+        raise TypeError(f"predict must be callable, got {type(predict).__name__}")
+    X, y = _as_numpy(X, "X"), _as_numpy(y, "y")
+    if X.ndim != 2 or X.shape[1] != 2 or len(X) == 0:
+        raise ValueError(f"expected X of shape (N, 2) with N >= 1, got {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity: the plotted region would be undefined")
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"X has {len(X)} points but y has shape {y.shape}: "
+                         f"expected ({len(X)},) labels")
+    check.positive_int("resolution", resolution, minimum=2)
+    check.nonnegative_float("margin", margin)
+    _ax("ax", ax)
     ax = _axes(ax, (4.5, 4.0))
     (x0, y0), (x1, y1) = X.min(0) - margin, X.max(0) + margin
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     grid = torch.tensor(np.c_[gx.ravel(), gy.ravel()], dtype=torch.float32)  # (R*R, 2)
     with torch.no_grad():
-        labels = _as_numpy(predict(grid)).reshape(gx.shape)
+        labels = _as_numpy(predict(grid), "predict(grid)")
+    if labels.shape != (len(grid),):
+        raise ValueError("predict must map a (N, 2) tensor to (N,) class labels; "
+                         f"for N = {len(grid)} it returned shape {labels.shape}")
+    labels = labels.reshape(gx.shape)
+    if min(labels.min(), y.min()) < 0:
+        raise ValueError("y and predict(grid) must hold class labels >= 0")
     classes = np.unique(np.concatenate([np.unique(y), np.unique(labels)])).astype(int)
     colors = mpl.colors.ListedColormap([PALETTE[k % len(PALETTE)] for k in range(classes.max() + 1)])
     ax.contourf(gx, gy, labels, levels=np.arange(classes.max() + 2) - 0.5, cmap=colors, alpha=0.25)

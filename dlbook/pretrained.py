@@ -1,13 +1,15 @@
-"""Pretrained weights shipped with dlbook: the script that trains them and the loader
-(Part 8: pretrained CNNs and transfer learning).
+"""Pretrained weights and transfer learning (Part 8, "Pretrained CNNs and transfer learning").
 
-Run ``python -m dlbook.pretrained`` to train :class:`~dlbook.cnn.GlyphNet` on the
-glyph letters A–Z and write ``dlbook/weights/glyphnet-letters.pt``. The run is
-seeded and deterministic on a CPU and takes a few minutes. The file holds the
-state dict and a record of how it was made, including the accuracy on a fixed
-held-out batch (:func:`reference_batch`) so that tests can check the loaded
-weights. :func:`dlbook.cnn.glyphnet` loads them the way torchvision loads its
-weights: from package data, through :mod:`importlib.resources`, with no download.
+``glyphnet(weights="letters")`` loads the weights the package ships the way
+torchvision loads its models: from package data, through ``importlib.resources``,
+with no download. ``adapt`` reuses them for a new task in one of three ways
+(feature extraction, fine-tuning, or training from scratch for comparison).
+
+Run ``python -m dlbook.pretrained`` to train ``GlyphNet`` on the glyph letters
+A–Z and write ``dlbook/weights/glyphnet-letters.pt``. The run is seeded and
+deterministic on a CPU and takes a few minutes. The file holds the state dict
+and a record of how it was made, including the accuracy on a fixed held-out
+batch (``reference_batch``) so that tests can check the loaded weights.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import dlbook
+from dlbook import _checks as check
+from dlbook.cnn import GlyphNet, GlyphNetConfig
+from dlbook.data import glyphs
+from dlbook.train import EarlyStopping, accuracy, evaluate, fit
 
 __all__ = [
-    "WEIGHTS", "WeightsInfo", "weights_info", "load_state_dict", "reference_batch", "train",
-    "per_class_subset", "MODES", "adapt", "main",
+    "WEIGHTS", "WeightsInfo", "weights_info", "load_state_dict", "glyphnet", "reference_batch",
+    "train", "per_class_subset", "MODES", "adapt", "main",
 ]
 
 #: The weights dlbook ships, by name, and their files under ``dlbook/weights``.
@@ -35,13 +44,13 @@ class WeightsInfo:
     """What a weights file records about itself.
 
     Attributes:
-        name: the weights' name (a key of :data:`WEIGHTS`).
+        name: the weights' name (a key of ``WEIGHTS``).
         charset: the glyphs charset it was trained on.
         classes: class names, in output order.
         channels: ``GlyphNetConfig.channels`` of the network.
         epochs: training epochs run.
         test_accuracy: accuracy on the full glyphs test split (unseen fonts).
-        reference_accuracy: accuracy on :func:`reference_batch`.
+        reference_accuracy: accuracy on ``reference_batch``.
     """
 
     name: str
@@ -53,13 +62,8 @@ class WeightsInfo:
     reference_accuracy: float
 
 
-def _check_name(name: str) -> None:
-    if name not in WEIGHTS:
-        raise ValueError(f"unknown weights {name!r}; dlbook ships {sorted(WEIGHTS)}")
-
-
 def _load(name: str) -> dict[str, Any]:
-    _check_name(name)
+    check.one_of("name", name, WEIGHTS)
     path = resources.files("dlbook") / "weights" / WEIGHTS[name]
     if not path.is_file():
         raise FileNotFoundError(
@@ -71,11 +75,7 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def weights_info(name: str) -> WeightsInfo:
-    """The record stored with the weights ``name``.
-
-    Raises:
-        ValueError: if ``name`` is not a key of :data:`WEIGHTS`.
-    """
+    """The record stored with the weights ``name`` (a key of ``WEIGHTS``)."""
     meta = dict(_load(name)["meta"])
     meta["classes"] = tuple(meta["classes"])
     meta["channels"] = tuple(meta["channels"])
@@ -83,45 +83,49 @@ def weights_info(name: str) -> WeightsInfo:
 
 
 def load_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """The state dict of the weights ``name``, on the CPU.
-
-    Raises:
-        ValueError: if ``name`` is not a key of :data:`WEIGHTS`.
-    """
+    """The state dict of the weights ``name`` (a key of ``WEIGHTS``), on the CPU, in float32."""
     state = _load(name)["state_dict"]
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def glyphnet(weights: str | None = None, *, num_classes: int | None = None) -> GlyphNet:
+    """A GlyphNet, random or with the shipped ``weights``; ``num_classes`` sets a new head."""
+    if num_classes is not None:
+        check.positive_int("num_classes", num_classes)
+    if weights is None:
+        return GlyphNet(GlyphNetConfig(num_classes=num_classes or 26))
+    info = weights_info(check.one_of("weights", weights, WEIGHTS))
+    model = GlyphNet(GlyphNetConfig(num_classes=len(info.classes), channels=info.channels))
+    model.load_state_dict(load_state_dict(weights))
+    if num_classes is not None:
+        # transfer learning: keep the features, start a fresh head for the new classes
+        model.head = nn.Linear(model.feature_dim, num_classes)
+    return model.eval()
+
+
 def reference_batch(charset: str = "letters") -> tuple[torch.Tensor, torch.Tensor]:
     """A small fixed held-out batch: two jittered copies of each character in each test font."""
-    from dlbook.data import glyphs
-
     test = glyphs(charset, per_font=2, seed=12345).test
     return test.X, test.y
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    batches = zip(X.split(512), y.split(512))
-    correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in batches)
-    return correct / len(y)
+def _accuracy_on(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of ``model`` on ``(X, y)``, in batches on the CPU (``train.evaluate``)."""
+    loader = DataLoader(TensorDataset(X, y), batch_size=512)
+    scores = evaluate(model, loader, nn.functional.cross_entropy, {"acc": accuracy}, device="cpu")
+    return scores["acc"]
 
 
 def train(
     charset: str = "letters", *, epochs: int = 6, per_font: int = 40, seed: int = 0
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train a GlyphNet on the glyphs ``charset`` on the CPU.
+    """Train a GlyphNet on the glyphs ``charset`` on the CPU; return it and a record of the run.
 
-    Returns:
-        The trained network and a record of the run (the accuracies are added by
-        :func:`main` after the weights are rounded to half precision).
+    The accuracies are added to the record by ``main`` after the weights are
+    rounded to half precision.
     """
-    import dlbook
-    from dlbook.cnn import GlyphNet, GlyphNetConfig
-    from dlbook.data import glyphs
-    from dlbook.train import EarlyStopping, accuracy, fit
-
+    check.positive_int("epochs", epochs)
+    check.nonnegative_int("seed", seed)
     dlbook.seed(seed)
     data = glyphs(charset, per_font=per_font, seed=seed)
     model = GlyphNet(GlyphNetConfig(num_classes=data.num_classes))
@@ -147,14 +151,15 @@ def train(
 def per_class_subset(y: torch.Tensor, per_class: int, *, seed: int = 0) -> torch.Tensor:
     """Indices of ``per_class`` random examples of every class in the labels ``y``.
 
-    Raises:
-        ValueError: if some class has fewer than ``per_class`` examples.
+    Raises ``ValueError`` if some class has fewer than ``per_class`` examples.
 
     >>> y = torch.tensor([0, 1, 0, 1, 0])
     >>> y[per_class_subset(y, 2)].tolist()
     [0, 0, 1, 1]
     """
-    gen = torch.Generator().manual_seed(seed)
+    check.labels("y", y)
+    check.positive_int("per_class", per_class)
+    gen = torch.Generator().manual_seed(check.nonnegative_int("seed", seed))
     chosen = []
     for k in torch.unique(y).tolist():
         members = torch.nonzero(y == k).flatten()
@@ -167,7 +172,7 @@ def per_class_subset(y: torch.Tensor, per_class: int, *, seed: int = 0) -> torch
     return torch.cat(chosen)
 
 
-#: The three ways :func:`adapt` can reuse (or not) the pretrained network.
+#: The three ways ``adapt`` can reuse (or not) the pretrained network.
 MODES = ("features", "finetune", "scratch")
 
 
@@ -183,33 +188,16 @@ def adapt(
     batch_size: int = 32,
     seed: int = 0,
 ) -> nn.Module:
-    """Train a GlyphNet for a new task in one of three ways.
-
-    Args:
-        mode: ``"features"`` trains only a new head on the frozen pretrained
-            features (feature extraction); ``"finetune"`` starts from the
-            pretrained weights and trains everything, the pretrained part with a
-            ten times smaller learning rate; ``"scratch"`` trains a randomly
-            initialized network.
-        X, y: the new task's training images ``(N, 1, 28, 28)`` and labels ``(N,)``.
-        num_classes: classes of the new task.
-        weights: the shipped weights to start from.
-        steps: optimizer steps (Adam), on mini-batches drawn with replacement.
-        lr: learning rate of the head (and of every layer from scratch).
-        batch_size: examples per step (capped at ``N``).
-        seed: seeds the new head, the batches and, from scratch, the network.
-
-    Returns:
-        The trained network, in eval mode.
-
-    Raises:
-        ValueError: on an unknown ``mode``.
-    """
-    from dlbook.cnn import GlyphNet, GlyphNetConfig, glyphnet
-
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    torch.manual_seed(seed)
+    """Train a GlyphNet for a new task from images X (N, 1, H, W) and labels y (N,); eval mode."""
+    check.one_of("mode", mode, MODES)
+    check.expect_shape(check.finite("X", X), "N C H W", "X", C=1)
+    check.labels("y", y, check.positive_int("num_classes", num_classes))
+    check.same_length(X=X, y=y)
+    check.one_of("weights", weights, WEIGHTS)
+    check.positive_int("steps", steps)
+    check.positive_float("lr", lr)
+    check.positive_int("batch_size", batch_size)
+    torch.manual_seed(check.nonnegative_int("seed", seed))
     if mode == "scratch":
         channels = weights_info(weights).channels
         model: nn.Module = GlyphNet(GlyphNetConfig(num_classes=num_classes, channels=channels))
@@ -219,14 +207,15 @@ def adapt(
         model.features.requires_grad_(mode == "finetune")
         groups = [{"params": model.head.parameters(), "lr": lr}]
         if mode == "finetune":
+            # the pretrained trunk moves ten times slower than the new head
             groups.append({"params": model.features.parameters(), "lr": lr / 10})
     device = X.device
     model.to(device).train()
-    inputs, trunk = X, model.features
+    inputs, trunk = check.as_float_like("X", X, model.head.weight), model.features
     if mode == "features":
         # The frozen trunk never changes: compute its features once, train the head on them.
         with torch.no_grad():
-            inputs = model.features(X)  # (N, feature_dim)
+            inputs = model.features(inputs)  # (N, feature_dim)
         trunk = nn.Identity()
     optimizer = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(seed)
@@ -246,15 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     default_out = Path(__file__).parent / "weights" / WEIGHTS["letters"]
     parser.add_argument("--out", type=Path, default=default_out)
     args = parser.parse_args(argv)
-    from dlbook.data import glyphs
 
     torch.set_num_threads(1)  # one thread: the same floating-point sums on every machine
     model, meta = train("letters", epochs=args.epochs)
     # Half precision halves the file; the loader casts back to float32.
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     model.load_state_dict({k: v.float() for k, v in state.items()})
-    meta["test_accuracy"] = _accuracy(model, *glyphs("letters", per_font=40, seed=0).test)
-    meta["reference_accuracy"] = _accuracy(model, *reference_batch("letters"))
+    meta["test_accuracy"] = _accuracy_on(model, *glyphs("letters", per_font=40, seed=0).test)
+    meta["reference_accuracy"] = _accuracy_on(model, *reference_batch("letters"))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state, "meta": meta}, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB): "

@@ -1,4 +1,4 @@
-"""Entropy, cross-entropy and KL divergence (Part 1, "Probability").
+"""Entropy, cross-entropy and KL divergence (Part 1, "Probability and information").
 
 Discrete distributions are probability vectors along the last axis. The
 Gaussian KL divergence in closed form is used again by the variational
@@ -9,53 +9,76 @@ from __future__ import annotations
 
 import torch
 
+from dlbook import _checks as check
+
 __all__ = ["entropy", "cross_entropy", "kl_divergence", "gaussian_kl"]
 
 
-def _check_distribution(p: torch.Tensor, name: str, atol: float = 1e-6) -> None:
-    if not isinstance(p, torch.Tensor) or not p.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(p).__name__}")
+def _distribution(name: str, p: object, atol: float = 1e-6) -> torch.Tensor:
+    """``p`` if it holds probability vectors along its last axis (entries >= 0 that sum to 1)."""
+    p = check.finite(name, p)
+    if p.dim() == 0 or p.numel() == 0:
+        raise ValueError(f"{name} must hold probability vectors along its last axis, "
+                         f"got shape {tuple(p.shape)}")
     if (p < 0).any():
         raise ValueError(f"{name} has negative entries; a distribution must be >= 0")
     sums = p.sum(dim=-1)
     if not torch.allclose(sums, torch.ones_like(sums), atol=atol):
-        raise ValueError(f"{name} must sum to 1 along the last axis, got sums {sums.tolist()}")
+        got = sums.flatten()[:5].tolist()
+        raise ValueError(f"{name} must sum to 1 along the last axis, got sums {got}")
+    return p
+
+
+def _same_shape(**tensors: torch.Tensor) -> None:
+    """A ``ValueError`` naming the arguments if their shapes differ."""
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"{' and '.join(shapes)} must have the same shape, got {listed}")
+
+
+def _broadcast(**tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Finite tensors broadcast to one shape, with every ``var_*`` > 0."""
+    for name, t in tensors.items():
+        check.finite(name, t)
+        if name.startswith("var") and not bool((t > 0).all()):
+            raise ValueError(f"{name} must be > 0 (a variance), "
+                             f"got a minimum of {t.min().item():.3g}")
+    try:
+        return list(torch.broadcast_tensors(*tensors.values()))
+    except RuntimeError:
+        shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in tensors.items())
+        names = ", ".join(tensors)
+        raise ValueError(f"{names} must broadcast to one shape, got {shapes}") from None
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
-    r"""Shannon entropy :math:`H(p) = -\sum_k p_k \log p_k`, in nats, with :math:`0 \log 0 = 0`."""
-    _check_distribution(p, "p")
+    """Shannon entropy in nats, along the last axis: ``(..., K) -> (...)``."""
+    p = _distribution("p", p)
+    # H(p) = -sum_k p_k log p_k, with 0 log 0 = 0
     return -torch.special.xlogy(p, p).sum(dim=-1)
 
 
 def cross_entropy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    r"""Cross-entropy :math:`H(p, q) = -\sum_k p_k \log q_k`: the average code length
-    in nats when data from ``p`` is coded with a code built for ``q``."""
-    _check_distribution(p, "p")
-    _check_distribution(q, "q")
-    if p.shape != q.shape:
-        raise ValueError(f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    """Cross-entropy of ``q`` relative to ``p`` (nats): ``(..., K) -> (...)``."""
+    p, q = _distribution("p", p), _distribution("q", q)
+    _same_shape(p=p, q=q)
+    # H(p, q) = -sum_k p_k log q_k
     return -torch.special.xlogy(p, q).sum(dim=-1)
 
 
 def kl_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    r"""Kullback–Leibler divergence :math:`D_{KL}(p \| q) = H(p, q) - H(p) \ge 0`."""
+    """Kullback-Leibler divergence of ``q`` from ``p`` (nats): ``(..., K) -> (...)``."""
+    # KL(p || q) = H(p, q) - H(p) >= 0
     return cross_entropy(p, q) - entropy(p)
 
 
 def gaussian_kl(
     mu_p: torch.Tensor, var_p: torch.Tensor, mu_q: torch.Tensor, var_q: torch.Tensor
 ) -> torch.Tensor:
-    r"""KL divergence between diagonal Gaussians, summed over the last axis.
-
-    .. math::
-        D_{KL}(\mathcal N(\mu_p, \sigma_p^2) \| \mathcal N(\mu_q, \sigma_q^2))
-        = \tfrac12 \left( \log\frac{\sigma_q^2}{\sigma_p^2}
-          + \frac{\sigma_p^2 + (\mu_p - \mu_q)^2}{\sigma_q^2} - 1 \right)
-    """
-    tensors = torch.broadcast_tensors(mu_p, var_p, mu_q, var_q)
-    if (tensors[1] <= 0).any() or (tensors[3] <= 0).any():
-        raise ValueError("variances must be > 0")
-    mu_p, var_p, mu_q, var_q = tensors
+    """``KL(N(mu_p, var_p) || N(mu_q, var_q))`` of diagonal Gaussians, summed over the last axis."""
+    mu_p, var_p, mu_q, var_q = _broadcast(mu_p=mu_p, var_p=var_p, mu_q=mu_q, var_q=var_q)
+    # KL = 1/2 (log(var_q / var_p) + (var_p + (mu_p - mu_q)^2) / var_q - 1), per coordinate
     terms = torch.log(var_q / var_p) + (var_p + (mu_p - mu_q) ** 2) / var_q - 1
     return 0.5 * terms.sum(dim=-1)
+

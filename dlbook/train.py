@@ -1,4 +1,4 @@
-"""One generic training loop for every chapter (introduced in Part 3).
+"""One generic training loop for every chapter (infrastructure; first used in Part 3).
 
 :func:`fit` knows nothing of any model: it moves batches to a device, calls the
 model, the loss and the optimizer, and records what happened in a
@@ -6,6 +6,19 @@ model, the loss and the optimizer, and records what happened in a
 scheduler are opt-in. In an interactive notebook it shows a progress bar; in
 the built book (and in scripts) it prints one compact line per epoch, so the
 HTML shows a readable log instead of a frozen widget.
+
+Before the first step :func:`fit` checks its arguments, including that the
+optimizer holds the model's parameters. Inside the loop it checks every batch
+(an ``(inputs, targets)`` pair of equal, non-zero length) and the loss (a
+finite scalar). Shapes are the loss function's business, with one exception,
+the silent broadcast: torch's element-wise regression losses (``mse_loss``,
+``l1_loss``, ``smooth_l1_loss``, ``huber_loss`` and their modules) only *warn*
+when output and target shapes differ (an output ``(B, 1)`` against targets
+``(B,)`` becomes a ``(B, B)`` loss); :func:`fit` and :func:`evaluate` turn
+that warning into a ``ValueError`` naming both shapes, wherever the loss
+function calls them. A loss that reshapes first (``mse_loss(output.squeeze(1),
+target)``) is left alone; a hand-written loss that broadcasts cannot be told
+from one that means to, so reshape in the loss.
 """
 
 from __future__ import annotations
@@ -15,12 +28,16 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 from torch import nn
+
+from dlbook import _checks as check
+from dlbook import device as default_device
 
 __all__ = ["History", "EarlyStopping", "fit", "evaluate", "accuracy"]
 
@@ -29,21 +46,55 @@ Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor | float]
 
 
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Fraction of rows whose largest score is at the target class.
+    """Fraction of examples whose predicted class is the target class, as a float64 scalar tensor.
 
-    ``output`` holds class scores of shape ``(B, K)``; for a single logit per
-    example, shape ``(B,)`` or ``(B, 1)``, the prediction is ``output > 0``.
+    ``output`` holds class scores ``(B, K)`` (the prediction is the argmax), a
+    single logit per example ``(B,)`` or ``(B, 1)`` (the prediction is
+    ``output > 0``), or predicted class indices ``(B,)`` of an integer dtype.
+    ``target`` holds class indices ``(B,)``; whole-number floats (such as the
+    0/1 targets of a binary cross-entropy) are accepted. A NaN score raises:
+    it predicts nothing. :func:`dlbook.metrics.accuracy` calls this on label
+    arrays.
+
+    >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))
+    tensor(0.5000, dtype=torch.float64)
     """
+    predicted, num_classes = _predictions(output)
+    target = _class_targets(target, num_classes)
+    check.same_length(output=predicted, target=target)
+    correct = int((predicted == target.to(predicted.device)).sum())
+    return torch.tensor(correct / len(target), dtype=torch.float64)
+
+
+def _predictions(output: object) -> tuple[torch.Tensor, int | None]:
+    """Predicted class indices ``(B,)`` from scores, a logit or labels; and the class count."""
+    check.tensor("output", output)
+    if not output.is_floating_point():
+        check.labels("output", output)  # already class indices
+        return output, None
+    if bool(torch.isnan(output).any()):
+        raise ValueError("output contains NaN: a NaN score predicts no class "
+                         f"(output of shape {tuple(output.shape)})")
     if output.ndim == 2 and output.shape[1] > 1:
-        predicted = output.argmax(dim=1)
-    else:
-        predicted = (output.reshape(-1) > 0).long()
-    if predicted.shape != target.reshape(-1).shape:
-        raise ValueError(
-            f"accuracy expects one prediction per target, got output {tuple(output.shape)} "
-            f"and target {tuple(target.shape)}"
-        )
-    return (predicted == target.reshape(-1).long()).float().mean()
+        check.expect_shape(output, "B K", "output")
+        return output.argmax(dim=1), output.shape[1]
+    if output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1):
+        check.expect_shape(output.reshape(-1), "B", "output")
+        return (output.reshape(-1) > 0).long(), 2
+    raise ValueError(f"expected output of shape (B, K), (B,) or (B, 1), got {tuple(output.shape)}")
+
+
+def _class_targets(target: object, num_classes: int | None) -> torch.Tensor:
+    """``target`` as class indices ``(B,)``; whole-number floats converted, others refused."""
+    check.tensor("target", target)
+    if target.ndim == 2 and target.shape[1] == 1:
+        target = target[:, 0]
+    if target.is_floating_point():
+        if not bool((target == target.round()).all()):
+            raise TypeError(f"target must hold class indices, got a {target.dtype} tensor with "
+                            "fractional values (scores or probabilities where labels belong?)")
+        target = target.long()
+    return check.labels("target", target, num_classes)
 
 
 @dataclass
@@ -60,6 +111,8 @@ class History:
     stopped_early: bool = False
 
     def __getitem__(self, key: str) -> list[float]:
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str such as 'val_loss', got {key!r}")
         if not self.records or key not in self.records[0]:
             known = sorted(self.records[0]) if self.records else []
             raise KeyError(f"no {key!r} in history; recorded keys: {known}")
@@ -99,10 +152,12 @@ class EarlyStopping:
     restore_best: bool = True
 
     def __post_init__(self) -> None:
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
-        if self.mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        check.positive_int("patience", self.patience)
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise TypeError(f"monitor must be a history key like 'val_loss', got {self.monitor!r}")
+        check.one_of("mode", self.mode, ("min", "max"))
+        check.nonnegative_float("min_delta", self.min_delta)
+        check.one_of("restore_best", self.restore_best, (True, False))
 
     def improved(self, value: float, best: float) -> bool:
         """Whether ``value`` beats ``best`` by more than ``min_delta``."""
@@ -115,12 +170,91 @@ def _to_device(batch: Iterable[torch.Tensor], device: torch.device) -> list[torc
     return [t.to(device, non_blocking=True) for t in batch]
 
 
-def _check_batch(batch: object) -> None:
+def _check_batch(batch: object, loader: str) -> None:
+    """A batch is an ``(inputs, targets)`` pair of tensors of equal, non-zero length."""
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise ValueError(
-            "fit expects a loader of (inputs, targets) pairs, got a batch of type "
-            f"{type(batch).__name__}" + (f" with {len(batch)} items" if hasattr(batch, "__len__") else "")
-        )
+        size = f" with {len(batch)} items" if hasattr(batch, "__len__") else ""
+        raise ValueError(f"{loader} must yield (inputs, targets) pairs, got a batch of type "
+                         f"{type(batch).__name__}{size}")
+    x, y = batch
+    check.tensor(f"inputs from {loader}", x)
+    check.tensor(f"targets from {loader}", y)
+    if x.ndim == 0 or y.ndim == 0 or len(x) == 0:
+        raise ValueError(f"{loader} yielded an empty or 0-d batch: inputs {tuple(x.shape)}, "
+                         f"targets {tuple(y.shape)}")
+    check.same_length(inputs=x, targets=y)
+
+
+def _compute_loss(
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    output: object,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """``loss_fn(output, target)``, refusing the broadcast torch's regression losses warn about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Using a target size", category=UserWarning)
+        try:
+            loss = loss_fn(output, target)
+        except UserWarning:
+            shape = tuple(getattr(output, "shape", ()))
+            raise ValueError(
+                f"loss_fn compares output of shape {shape} "
+                f"with target of shape {tuple(target.shape)}: "
+                f"they would broadcast to a wrong loss; make them match, e.g. output.squeeze(1) "
+                f"or target.unsqueeze(1)"
+            ) from None
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
+    return loss
+
+
+def _module(name: str, model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _callable(name: str, fn: object) -> Callable:
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    return fn
+
+
+def _loader(name: str, loader: object) -> Iterable[Batch]:
+    """An iterable of batches (a DataLoader, a list of pairs, ...), refused if known to be empty."""
+    if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
+        raise TypeError(f"{name} must be an iterable of (inputs, targets) pairs, e.g. a DataLoader, "
+                        f"got {type(loader).__name__}")
+    if hasattr(loader, "__len__") and len(loader) == 0:
+        raise ValueError(f"{name} is empty: it must yield at least one (inputs, targets) batch")
+    return loader
+
+
+def _metrics(metrics: object) -> dict[str, Metric]:
+    if metrics is None:
+        return {}
+    ok = isinstance(metrics, Mapping) and all(isinstance(k, str) and callable(f) for k, f in metrics.items())
+    if not ok:
+        raise TypeError(f"metrics must map names to functions metric(output, targets), got {metrics!r}")
+    return dict(metrics)
+
+
+def _device(device: object) -> torch.device:
+    """``device`` as a usable ``torch.device``; :func:`dlbook.device` when it is None."""
+    if device is None:
+        return default_device()
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError("device must be a torch.device or a name such as 'cpu' or 'cuda', "
+                         f"got {device!r}") from None
+    usable = {"cpu": True, "cuda": torch.cuda.is_available(),
+              "mps": torch.backends.mps.is_available()}
+    if not usable.get(device.type, True):
+        raise ValueError(f"device {str(device)!r} is not available on this machine; "
+                         f"available: {[k for k, ok in usable.items() if ok]}")
+    return device
 
 
 @torch.no_grad()
@@ -131,37 +265,35 @@ def evaluate(
     metrics: Mapping[str, Metric] | None = None,
     device: torch.device | str | None = None,
 ) -> dict[str, float]:
-    """Average loss and metrics of ``model`` over ``loader``, in eval mode.
-
-    Each batch counts in proportion to its size, so a short last batch does
-    not skew the average.
-    """
-    from dlbook import device as default_device
-
-    device = torch.device(device) if device is not None else default_device()
-    metrics = dict(metrics or {})
+    """Average loss and metrics of ``model`` over ``loader`` in eval mode, batches weighted by size."""
+    _module("model", model)
+    _loader("loader", loader)
+    _callable("loss_fn", loss_fn)
+    metrics = _metrics(metrics)
+    device = _device(device)
     was_training = model.training
     model.eval()
     totals = {"loss": 0.0, **{name: 0.0 for name in metrics}}
     count = 0
-    for batch in loader:
-        _check_batch(batch)
-        x, y = _to_device(batch, device)
-        output = model(x)
-        n = len(y)
-        totals["loss"] += float(loss_fn(output, y)) * n
-        for name, metric in metrics.items():
-            totals[name] += float(metric(output, y)) * n
-        count += n
-    model.train(was_training)
+    try:
+        for batch in loader:
+            _check_batch(batch, "loader")
+            x, y = _to_device(batch, device)
+            output = model(x)
+            n = len(y)
+            totals["loss"] += float(_compute_loss(loss_fn, output, y)) * n
+            for name, metric in metrics.items():
+                totals[name] += float(metric(output, y)) * n
+            count += n
+    finally:
+        model.train(was_training)
     if count == 0:
-        raise ValueError("evaluate got an empty loader")
+        raise ValueError("loader yielded no batch: evaluate needs an (inputs, targets) pair")
     return {name: total / count for name, total in totals.items()}
 
 
 def _progress_mode(progress: str) -> str:
-    if progress not in ("auto", "bar", "log", "none"):
-        raise ValueError(f"progress must be 'auto', 'bar', 'log' or 'none', got {progress!r}")
+    check.one_of("progress", progress, ("auto", "bar", "log", "none"))
     if progress != "auto":
         return progress
     # The book build sets DLBOOK_BUILD so executed pages get a plain log; a
@@ -192,8 +324,11 @@ def fit(
     Args:
         model: any module mapping an input batch to an output batch.
         train_loader: yields ``(inputs, targets)`` pairs.
-        loss_fn: ``loss_fn(output, targets)`` returns a scalar tensor.
-        optimizer: already built on ``model.parameters()``.
+        loss_fn: ``loss_fn(output, targets)`` returns a scalar tensor. torch's
+            element-wise regression losses must see matching shapes (see the
+            module docstring).
+        optimizer: already built on ``model.parameters()``; one that holds
+            none of them is refused before training.
         epochs: the most passes over the training data.
         val_loader: evaluated after every epoch (needed for early stopping on
             a ``val_*`` key).
@@ -203,7 +338,7 @@ def fit(
         clip_grad_norm: if given, rescale the gradients so their global L2
             norm is at most this value before each step.
         early_stopping: stop when the monitored key stops improving.
-        scheduler: stepped once per epoch, after the optimizer.
+        scheduler: built on ``optimizer``; stepped once per epoch, after it.
         progress: ``"bar"`` (tqdm), ``"log"`` (a line per epoch), ``"none"``,
             or ``"auto"`` (a bar in a live notebook, a log in the built book).
         log_every: with a log, print every ``log_every`` epochs (and the last).
@@ -211,22 +346,27 @@ def fit(
     Returns:
         The :class:`History` of the run.
     """
-    from dlbook import device as default_device
-
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm!r}")
-    if log_every < 1:
-        raise ValueError(f"log_every must be >= 1, got {log_every}")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if early_stopping is not None and early_stopping.monitor.startswith("val_") and val_loader is None:
-        raise ValueError(f"early stopping on {early_stopping.monitor!r} needs a val_loader")
+    _module("model", model)
+    _loader("train_loader", train_loader)
+    _callable("loss_fn", loss_fn)
+    check.optimizer_for("optimizer", optimizer, model)
+    check.positive_int("epochs", epochs)
+    if val_loader is not None:
+        _loader("val_loader", val_loader)
+    metrics = _metrics(metrics)
+    device = _device(device)
+    if clip_grad_norm is not None:
+        check.positive_float("clip_grad_norm", clip_grad_norm)
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"early_stopping must be an EarlyStopping, got {early_stopping!r}")
+    monitors_val = early_stopping is not None and early_stopping.monitor.startswith("val_")
+    if monitors_val and val_loader is None:
+        raise ValueError(f"early_stopping on {early_stopping.monitor!r} needs a val_loader")
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+        raise ValueError("scheduler must be built on the optimizer passed to fit")
     mode = _progress_mode(progress)
-    device = torch.device(device) if device is not None else default_device()
+    check.positive_int("log_every", log_every)
     model.to(device)
-    metrics = dict(metrics or {})
     history = History()
     best_value = math.inf if early_stopping is None or early_stopping.mode == "min" else -math.inf
     best_state: dict[str, torch.Tensor] | None = None
@@ -234,7 +374,7 @@ def fit(
 
     bar = None
     if mode == "bar":
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # optional: only a live notebook draws a bar
 
         bar = tqdm(total=epochs, desc="epochs", leave=True)
 
@@ -244,12 +384,10 @@ def fit(
         totals = {"loss": 0.0, **{name: 0.0 for name in metrics}}
         count = 0
         for batch in train_loader:
-            _check_batch(batch)
+            _check_batch(batch, "train_loader")
             x, y = _to_device(batch, device)
             output = model(x)
-            loss = loss_fn(output, y)
-            if loss.ndim != 0:
-                raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+            loss = _compute_loss(loss_fn, output, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss became {loss.item()} at epoch {epoch}; try a smaller learning rate "
@@ -267,7 +405,8 @@ def fit(
                     totals[name] += float(metric(output, y)) * n
             count += n
         if count == 0:
-            raise ValueError("fit got an empty train_loader")
+            raise ValueError(f"train_loader yielded no batch in epoch {epoch} (a generator is "
+                             "used up after one pass: pass a list or a DataLoader)")
 
         record: dict[str, float] = {"epoch": epoch}
         record.update({f"train_{k}": v / count for k, v in totals.items()})
@@ -298,7 +437,8 @@ def fit(
 
         if bar is not None:
             bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_"))})
+            shown = {k: f"{v:.4g}" for k, v in record.items() if k.startswith(("train_", "val_"))}
+            bar.set_postfix(shown)
         elif mode == "log" and (epoch % log_every == 0 or epoch == epochs or stop):
             print(_format(record, epochs), flush=True)
         if stop:

@@ -38,7 +38,7 @@ def built_site():
     """
     import time
 
-    from tests.test_book_build import ROOT, run_build
+    from tests.site.test_book_build import ROOT, run_build
 
     start = time.perf_counter()
     result = run_build(ROOT)

@@ -1,5 +1,8 @@
-"""Shared machinery for the offline data sets: the :class:`Dataset` container
-and a seeded, stratified train/validation/test split."""
+"""Data set container and seeded splits (every chapter; introduced in the preface).
+
+The ``Dataset`` container and a seeded, stratified train/validation/test
+split, shared by every family of ``dlbook.data``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from dlbook import _checks as check
 
 
 class Split(NamedTuple):
@@ -27,7 +32,7 @@ class Dataset:
 
     Attributes:
         name: short name, used in plots and logs.
-        train: the training part, a :class:`Split`.
+        train: the training part, a ``Split``.
         val: the validation part, for model selection and early stopping.
         test: the test part, touched once, for the final number. The three
             parts share no example.
@@ -51,16 +56,13 @@ class Dataset:
     def loaders(
         self, batch_size: int = 64, *, seed: int = 0
     ) -> tuple[DataLoader, DataLoader, DataLoader]:
-        """Wrap the three parts in ``DataLoader``\\ s.
+        """Wrap the three parts in data loaders: (train, val, test).
 
         Only the training loader shuffles, with its own generator seeded by
         ``seed``, so the batch order is the same in every run.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        generator = torch.Generator().manual_seed(seed)
+        check.positive_int("batch_size", batch_size)
+        generator = torch.Generator().manual_seed(check.nonnegative_int("seed", seed))
         return (
             DataLoader(TensorDataset(*self.train), batch_size, shuffle=True, generator=generator),
             DataLoader(TensorDataset(*self.val), batch_size),
@@ -76,12 +78,9 @@ class Dataset:
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Raise ``ValueError`` unless both fractions are in [0, 1) and leave training data."""
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value}")
+    """Raise unless both fractions are in [0, 1) and leave some training data."""
+    check.fraction("val_fraction", val_fraction)
+    check.fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(
             "val_fraction + test_fraction must be < 1 so that some training data is left, "
@@ -89,12 +88,11 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
-def check_count(name: str, value: int, minimum: int = 1) -> None:
-    """Raise unless ``value`` is an ``int`` of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a ``bool``; a ``TypeError`` naming ``name`` otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def split_arrays(
@@ -110,13 +108,15 @@ def split_arrays(
     standardize: bool,
     stratify: bool,
 ) -> Dataset:
-    """Split ``X, y`` into a :class:`Dataset` with a seeded (stratified) shuffle.
+    """Split ``X, y`` into a ``Dataset`` with a seeded (stratified) shuffle.
 
     When ``standardize`` is true, each feature is shifted and scaled with the
     mean and standard deviation of the *training* part only, so no statistic of
     the validation or test data leaks into training.
     """
     check_fractions(val_fraction, test_fraction)
+    check.nonnegative_int("seed", seed)
+    check_flag("standardize", standardize)
     indices = np.arange(len(y))
     # Cut the test part first, then the validation part from what is left;
     # the second fraction is rescaled so both are fractions of the whole.

@@ -1,4 +1,4 @@
-"""Glyphs: 28×28 grayscale characters rendered from the fonts matplotlib ships.
+"""Glyphs: characters rendered from matplotlib's fonts (every chapter; introduced in the preface).
 
 An MNIST-sized image data set that needs no download. Each character is drawn
 from a TrueType font with FreeType (through matplotlib), centred, then jittered
@@ -21,16 +21,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlbook.data._split import Dataset, Split, check_count
+from dlbook import _checks as check
+from dlbook.data._split import Dataset, Split
 
 __all__ = ["GlyphConfig", "glyphs", "FONTS", "TEST_FONTS", "VAL_FONTS", "render"]
 
-#: Character sets by name; any other string is taken as the characters themselves.
+#: Character sets by name. A custom charset is a string of distinct characters of ``ALPHABET``.
 CHARSETS = {
     "digits": string.digits,
     "letters": string.ascii_uppercase,
     "alnum": string.digits + string.ascii_uppercase,
 }
+#: Every character a glyph can show: digits and capital letters.
+ALPHABET = string.digits + string.ascii_uppercase
 
 #: Text fonts shipped with matplotlib, by file stem. Symbol-only fonts are left out.
 FONTS = (
@@ -67,12 +70,10 @@ class GlyphConfig:
     noise: float = 0.05
 
     def __post_init__(self) -> None:
-        for name in ("rotation", "scale", "shift", "noise"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"GlyphConfig.{name} must be a number >= 0, got {value!r}")
-        if self.scale >= 1:
-            raise ValueError(f"GlyphConfig.scale must be < 1, got {self.scale}")
+        check.nonnegative_float("GlyphConfig.rotation", self.rotation)
+        check.fraction("GlyphConfig.scale", self.scale)
+        check.nonnegative_float("GlyphConfig.shift", self.shift)
+        check.nonnegative_float("GlyphConfig.noise", self.noise)
 
 
 def _font_path(font: str) -> Path:
@@ -115,10 +116,11 @@ def render(chars: str, font: str = "DejaVuSans") -> torch.Tensor:
     >>> render("A7").shape
     torch.Size([2, 1, 28, 28])
     """
-    if font not in FONTS:
-        raise ValueError(f"unknown font {font!r}; expected one of {', '.join(FONTS)}")
-    if not isinstance(chars, str) or not chars:
-        raise ValueError(f"chars must be a non-empty string, got {chars!r}")
+    check.one_of("font", font, FONTS)
+    if not isinstance(chars, str):
+        raise TypeError(f"chars must be a string, got {type(chars).__name__} {chars!r}")
+    if not chars:
+        raise ValueError("chars must be a non-empty string, got ''")
     return torch.stack([torch.from_numpy(_render_one(font, c)) for c in chars])[:, None]
 
 
@@ -152,6 +154,20 @@ def _make_split(
     return Split(_jitter(images, config, gen), pair % n_chars)
 
 
+def _charset(charset: object) -> str:
+    """The characters of ``charset``: a name in ``CHARSETS`` or characters of ``ALPHABET``."""
+    if not isinstance(charset, str):
+        raise TypeError(f"charset must be a string, got {type(charset).__name__} {charset!r}")
+    if charset in CHARSETS:
+        return CHARSETS[charset]
+    if len(charset) < 2 or len(set(charset)) != len(charset) or not set(charset) <= set(ALPHABET):
+        raise ValueError(
+            f"charset must be one of {sorted(CHARSETS)} or a string of at least two distinct "
+            f"digits and capital letters (such as 'AB'), got {charset!r}"
+        )
+    return charset
+
+
 def glyphs(
     charset: str = "digits",
     *,
@@ -164,32 +180,27 @@ def glyphs(
 
     Args:
         charset: ``"digits"`` (10 classes), ``"letters"`` (A–Z, 26 classes),
-            ``"alnum"`` (both, 36 classes), or a string of distinct characters.
+            ``"alnum"`` (both, 36 classes), or a string of at least two distinct
+            digits and capital letters, such as ``"AB"``.
         per_font: jittered copies of each character drawn from each font.
         config: jitter settings; ``GlyphConfig()`` when left out.
         seed: seeds the jitter; the same seed gives the same tensors.
         flatten: return inputs of shape ``(N, 784)`` instead of ``(N, 1, 28, 28)``.
 
     Returns:
-        A :class:`~dlbook.data.Dataset` whose train, validation and test parts
+        A ``Dataset`` whose train, validation and test parts
         come from disjoint fonts (the rest, ``VAL_FONTS``, ``TEST_FONTS``).
 
     >>> d = glyphs(per_font=2)
     >>> d.train.X.shape, d.test.X.shape
     (torch.Size([280, 1, 28, 28]), torch.Size([80, 1, 28, 28]))
     """
-    if not isinstance(charset, str):
-        raise TypeError(f"charset must be a string, got {type(charset).__name__}")
-    chars = CHARSETS.get(charset, charset)
-    if len(chars) < 2 or len(set(chars)) != len(chars):
-        raise ValueError(
-            f"charset must be one of {sorted(CHARSETS)} or a string of at least two "
-            f"distinct characters, got {charset!r}"
-        )
-    check_count("per_font", per_font, 1)
+    chars = _charset(charset)
+    check.positive_int("per_font", per_font)
     config = GlyphConfig() if config is None else config
     if not isinstance(config, GlyphConfig):
         raise TypeError(f"config must be a GlyphConfig, got {type(config).__name__}")
+    check.nonnegative_int("seed", seed)
     train_fonts = tuple(f for f in FONTS if f not in TEST_FONTS + VAL_FONTS)
     parts = [
         _make_split(fonts, chars, per_font, config, seed * 3 + offset)

@@ -1,10 +1,10 @@
-"""Shape scenes: coloured circles, squares and triangles on a small RGB canvas, with
-bounding boxes and template captions.
+"""Shape scenes with boxes and captions (every chapter; introduced in the preface).
 
-Generated from a seed, so nothing is downloaded and the same seed gives the same
-scenes. Used for object localization in Part 8 (CNN applications) and for image
-captioning in Part 13. Objects never overlap, so every box is the exact extent
-of one object's pixels.
+Coloured circles, squares and triangles on a small RGB canvas, with bounding
+boxes and template captions. Generated from a seed, so nothing is downloaded and
+the same seed gives the same scenes. Used for object localization in Part 8 (CNN
+applications) and for image captioning in Part 13. Objects never overlap, so
+every box is the exact extent of one object's pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dlbook.data._split import check_count
+from dlbook import _checks as check
 
 __all__ = ["SHAPES", "COLORS", "ShapeScenes", "shapes", "caption"]
 
@@ -71,6 +71,10 @@ def caption(shape_ids: list[int], color_ids: list[int], boxes: np.ndarray | torc
     >>> caption([0, 1], [0, 2], torch.tensor([[2, 2, 8, 8], [2, 20, 8, 26]]))
     'a red circle above a blue square'
     """
+    check.same_length(shape_ids=shape_ids, color_ids=color_ids, boxes=boxes)
+    for s, c in zip(shape_ids, color_ids):
+        check.one_of("shape_ids", int(s), range(len(SHAPES)))
+        check.one_of("color_ids", int(c), range(len(_COLOR_NAMES)))
     boxes = np.asarray(boxes, dtype=float)
     names = [f"a {_COLOR_NAMES[c]} {SHAPES[s]}" for s, c in zip(shape_ids, color_ids)]
     if len(names) == 1:
@@ -89,6 +93,31 @@ def _mask(shape: int, side: int) -> np.ndarray:
         return np.ones((side, side), dtype=bool)
     # triangle with its apex at the top centre: |x - side/2| <= y / 2
     return np.abs(x - side / 2) <= y / 2
+
+
+_TRIES_PER_OBJECT = 1000  # random placements tried for one object before the scene starts over
+_RESTARTS = 20  # times a scene may start over before shapes() gives up
+
+
+def _layout(
+    rng: np.random.Generator, count: int, size: int, min_side: int, max_side: int
+) -> list[tuple[int, int, int, int, int]] | None:
+    """``(side, top, left, shape, color)`` of ``count`` non-touching objects, or ``None``
+    when an object found no room in ``_TRIES_PER_OBJECT`` tries."""
+    placed: list[tuple[int, int, int, int, int]] = []
+    for _ in range(count):
+        for _ in range(_TRIES_PER_OBJECT):
+            side = int(rng.integers(min_side, max_side + 1))
+            top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+            shape, color = int(rng.integers(len(SHAPES))), int(rng.integers(len(COLORS)))
+            # Squares at least one pixel apart hold shapes that neither overlap nor touch.
+            if not any(left <= l0 + s0 and l0 <= left + side and top <= t0 + s0 and t0 <= top + side
+                       for s0, t0, l0, _, _ in placed):
+                placed.append((side, top, left, shape, color))
+                break
+        else:
+            return None
+    return placed
 
 
 def shapes(
@@ -111,7 +140,7 @@ def shapes(
         seed: the same seed gives the same scenes.
 
     Returns:
-        A :class:`ShapeScenes`.
+        A ``ShapeScenes``.
 
     Raises:
         ValueError: on a non-positive ``n``, a canvas smaller than 16 pixels,
@@ -121,21 +150,23 @@ def shapes(
     >>> s.images.shape, s.boxes.shape, len(s.captions)
     (torch.Size([4, 3, 32, 32]), torch.Size([4, 2, 4]), 4)
     """
-    check_count("n", n, 1)
-    check_count("size", size, 16)
-    check_count("max_objects", max_objects, 1)
-    if max_objects > 2:
-        raise ValueError(
-            f"max_objects must be 1 or 2 (captions describe at most two), got {max_objects}"
-        )
+    check.positive_int("n", n)
+    check.positive_int("size", size, minimum=16)
+    check.one_of("max_objects", max_objects, (1, 2))  # captions describe at most two
     min_side = size // 4 if min_side is None else min_side
     max_side = size // 2 if max_side is None else max_side
-    check_count("min_side", min_side, 3)
-    check_count("max_side", max_side, 3)
+    check.positive_int("min_side", min_side, minimum=3)
+    check.positive_int("max_side", max_side, minimum=3)
+    check.nonnegative_int("seed", seed)
     if not min_side <= max_side <= size // max_objects:
         raise ValueError(
             f"expected 3 <= min_side <= max_side <= size // max_objects = {size // max_objects}, "
             f"got min_side={min_side}, max_side={max_side}"
+        )
+    if max_objects == 2 and 2 * min_side + 1 > size:
+        raise ValueError(
+            f"two objects of side >= min_side={min_side} cannot fit on a canvas of size={size}: "
+            f"they may not touch, so they need size >= 2 * min_side + 1 = {2 * min_side + 1}"
         )
     rng = np.random.default_rng(seed)
     palette = np.array([COLORS[c] for c in _COLOR_NAMES], dtype=np.float32)  # (4, 3)
@@ -145,18 +176,19 @@ def shapes(
     color_ids = np.full((n, max_objects), -1, dtype=np.int64)
     counts = rng.integers(1, max_objects + 1, size=n)
     captions = []
-    squares = [(0, 0, 0, 0)] * max_objects
     for i in range(n):
-        k = 0
-        while k < counts[i]:
-            side = int(rng.integers(min_side, max_side + 1))
-            top, left = (int(v) for v in rng.integers(0, size - side + 1, size=2))
-            shape, color = int(rng.integers(len(SHAPES))), int(rng.integers(len(COLORS)))
-            # Squares at least one pixel apart hold shapes that neither overlap nor touch.
-            if any(left <= x1 and x0 <= left + side and top <= y1 and y0 <= top + side
-                   for x0, y0, x1, y1 in squares[:k]):
-                continue
-            squares[k] = (left, top, left + side, top + side)
+        layout = None
+        for _ in range(_RESTARTS):
+            layout = _layout(rng, int(counts[i]), size, min_side, max_side)
+            if layout is not None:
+                break
+        if layout is None:
+            raise ValueError(
+                f"could not place {counts[i]} non-touching objects of side {min_side} to "
+                f"{max_side} on a {size}×{size} canvas in {_RESTARTS * _TRIES_PER_OBJECT} "
+                "tries; use a smaller max_side or a larger size"
+            )
+        for k, (side, top, left, shape, color) in enumerate(layout):
             mask = _mask(shape, side)  # (side, side)
             window = images[i, :, top : top + side, left : left + side]  # (3, side, side)
             window[:, mask] = palette[color][:, None]
@@ -165,7 +197,7 @@ def shapes(
             boxes[i, k] = (left + cols.min(), top + rows.min(),
                            left + cols.max() + 1, top + rows.max() + 1)
             shape_ids[i, k], color_ids[i, k] = shape, color
-            k += 1
+        k = len(layout)
         captions.append(caption(list(shape_ids[i, :k]), list(color_ids[i, :k]), boxes[i, :k]))
     return ShapeScenes(
         torch.from_numpy(images), torch.from_numpy(boxes), torch.from_numpy(shape_ids),

@@ -1,8 +1,8 @@
-"""Small real data sets that ship inside scikit-learn: nothing is downloaded.
+"""Small real data sets from scikit-learn (every chapter; introduced in the preface).
 
-Used from Part 2 (linear models) on: iris and digits for multi-class
-classification, breast cancer for an imbalanced binary task, wine for
-exercises.
+They ship inside scikit-learn: nothing is downloaded. Used from Part 2 (linear
+models) on: iris and digits for multi-class classification, breast cancer for an
+imbalanced binary task, wine for exercises.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dlbook.data._split import Dataset, split_arrays
+from dlbook import _checks as check
+from dlbook.data._split import Dataset, check_flag, split_arrays
 
 __all__ = ["iris", "digits", "breast_cancer", "wine"]
 
@@ -84,7 +85,7 @@ def digits(
         load, "digits", val_fraction=val_fraction, test_fraction=test_fraction,
         seed=seed, standardize=standardize, classes=tuple(str(k) for k in range(10)),
     )
-    if flatten:
+    if check_flag("flatten", flatten):
         return data
     from dataclasses import replace
 

@@ -1,14 +1,15 @@
-"""Two-dimensional toy problems generated from a seed (scikit-learn's ``make_*``).
+"""Two-dimensional toy problems generated from a seed (every chapter; introduced in the preface).
 
-Small enough to plot a decision boundary, hard enough to need a non-linear
-model. Used from Part 2 on.
+Made with scikit-learn's ``make_*`` generators. Small enough to plot a decision
+boundary, hard enough to need a non-linear model. Used from Part 2 on.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlbook.data._split import Dataset, check_count, split_arrays
+from dlbook import _checks as check
+from dlbook.data._split import Dataset, split_arrays
 
 __all__ = ["moons", "circles", "blobs", "imbalanced", "linear_regression"]
 
@@ -22,11 +23,6 @@ def _split(X, y, name, classes, *, val_fraction, test_fraction, seed, standardiz
     )
 
 
-def _check_noise(noise: float) -> None:
-    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
-
-
 def moons(
     n: int = 1000, *, noise: float = 0.2, val_fraction: float = 0.2,
     test_fraction: float = 0.2, seed: int = 0,
@@ -34,8 +30,9 @@ def moons(
     """Two interleaving half circles; not linearly separable."""
     from sklearn.datasets import make_moons
 
-    check_count("n", n, 2)
-    _check_noise(noise)
+    check.positive_int("n", n, minimum=2)
+    check.nonnegative_float("noise", noise)
+    check.nonnegative_int("seed", seed)
     X, y = make_moons(n, noise=noise, random_state=seed)
     return _split(X, y, "moons", ("0", "1"), val_fraction=val_fraction,
                   test_fraction=test_fraction, seed=seed)
@@ -48,10 +45,10 @@ def circles(
     """A small circle inside a large one; class 1 is the inner circle."""
     from sklearn.datasets import make_circles
 
-    check_count("n", n, 2)
-    _check_noise(noise)
-    if not 0 < factor < 1:
-        raise ValueError(f"factor must be in (0, 1), got {factor}")
+    check.positive_int("n", n, minimum=2)
+    check.nonnegative_float("noise", noise)
+    check.fraction("factor", factor, closed="()")
+    check.nonnegative_int("seed", seed)
     X, y = make_circles(n, noise=noise, factor=factor, random_state=seed)
     return _split(X, y, "circles", ("outer", "inner"), val_fraction=val_fraction,
                   test_fraction=test_fraction, seed=seed)
@@ -64,9 +61,10 @@ def blobs(
     """Isotropic Gaussian clusters in 2-D, one class per cluster."""
     from sklearn.datasets import make_blobs
 
-    check_count("n", n, 2)
-    check_count("centers", centers, 2)
-    _check_noise(std)
+    check.positive_int("n", n, minimum=2)
+    check.positive_int("centers", centers, minimum=2)
+    check.nonnegative_float("std", std)
+    check.nonnegative_int("seed", seed)
     X, y = make_blobs(n, n_features=2, centers=centers, cluster_std=std, random_state=seed)
     return _split(X, y, "blobs", tuple(str(k) for k in range(centers)),
                   val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
@@ -83,10 +81,10 @@ def imbalanced(
     """
     from sklearn.datasets import make_classification
 
-    check_count("n", n, 10)
-    check_count("n_features", n_features, 2)
-    if not 0 < positive_fraction < 1:
-        raise ValueError(f"positive_fraction must be in (0, 1), got {positive_fraction}")
+    check.positive_int("n", n, minimum=10)
+    check.positive_int("n_features", n_features, minimum=2)
+    check.fraction("positive_fraction", positive_fraction, closed="()")
+    check.nonnegative_int("seed", seed)
     X, y = make_classification(
         n, n_features=n_features, n_informative=2, n_redundant=0, n_clusters_per_class=1,
         weights=[1 - positive_fraction], class_sep=1.0, flip_y=0.0, random_state=seed,
@@ -99,14 +97,15 @@ def linear_regression(
     n: int = 200, *, n_features: int = 1, noise: float = 0.5, val_fraction: float = 0.2,
     test_fraction: float = 0.2, seed: int = 0,
 ) -> tuple[Dataset, np.ndarray, float]:
-    r"""Data from a known linear model :math:`y = \mathbf{w}^\top \mathbf{x} + b + \varepsilon`.
+    """Data from a known linear model y = w·x + b + noise.
 
     Returns the data set together with the true weights ``w`` and bias ``b``,
     so a page can compare what a model learns with the truth.
     """
-    check_count("n", n, 3)
-    check_count("n_features", n_features, 1)
-    _check_noise(noise)
+    check.positive_int("n", n, minimum=3)
+    check.positive_int("n_features", n_features)
+    check.nonnegative_float("noise", noise)
+    check.nonnegative_int("seed", seed)
     rng = np.random.default_rng(seed)
     w = rng.normal(size=n_features)
     b = float(rng.normal())

@@ -1,0 +1,148 @@
+"""Batch normalization (Part 6, "Batch normalization").
+
+:class:`BatchNormFunction` holds the chapter's hand-derived backward pass;
+:func:`batch_norm` adds the running statistics and the evaluation mode, like
+``torch.nn.functional.batch_norm``; :class:`BatchNorm1d` is the layer, a
+drop-in for ``torch.nn.BatchNorm1d`` with the same parameter and buffer names.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlbook import _checks as check
+
+__all__ = ["BatchNormFunction", "batch_norm", "BatchNorm1d"]
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """Batch normalization of ``x`` (B, D) in training mode, with the backward pass derived by hand.
+
+    ``BatchNormFunction.apply(x, gamma, beta, eps)``; ``gamma`` and ``beta`` (D,) may be ``None``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps):  # type: ignore[override]
+        _check_batch(x, gamma, beta)
+        # mu = (1/B) sum_i x_i
+        mu = x.mean(dim=0)  # (D,)
+        # sigma^2 = (1/B) sum_i (x_i - mu)^2
+        var = x.var(dim=0, unbiased=False)  # (D,)
+        inv_s = torch.rsqrt(var + eps)  # (D,), 1 / s with s = sqrt(sigma^2 + eps)
+        # x_hat = (x - mu) / s
+        x_hat = (x - mu) * inv_s  # (B, D)
+        ctx.save_for_backward(x_hat, inv_s, gamma)
+        # y = gamma x_hat + beta
+        y = x_hat if gamma is None else x_hat * gamma
+        return y if beta is None else y + beta
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # no second derivative through the hand-written one
+    def backward(ctx, g):  # type: ignore[override]
+        x_hat, inv_s, gamma = ctx.saved_tensors
+        B = g.shape[0]  # g = dL/dy, (B, D)
+        # dL/dgamma = sum_i g_i x_hat_i,  dL/dbeta = sum_i g_i
+        dgamma = (g * x_hat).sum(dim=0) if ctx.needs_input_grad[1] else None  # (D,)
+        dbeta = g.sum(dim=0) if ctx.needs_input_grad[2] else None  # (D,)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            g_hat = g if gamma is None else g * gamma  # dL/dx_hat, (B, D)
+            # dL/dx_k = (1 / (B s)) (B g_hat_k - sum_i g_hat_i - x_hat_k sum_i g_hat_i x_hat_i)
+            dx = inv_s / B * (B * g_hat - g_hat.sum(dim=0) - x_hat * (g_hat * x_hat).sum(dim=0))
+        return dx, dgamma, dbeta, None
+
+
+def batch_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    *,
+    running_mean: torch.Tensor | None = None,
+    running_var: torch.Tensor | None = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Batch-normalize ``x`` (B, D) column by column, like ``torch.nn.functional.batch_norm``.
+
+    Training uses the batch statistics and updates the running buffers in
+    place, if given; evaluation uses the running statistics. ``x`` is
+    converted to the dtype of ``weight`` (or of the running buffers).
+    """
+    D = _check_batch(x, weight, bias, running_mean, running_var, training=training)["D"]
+    x = _like(x, weight, running_mean)
+    check.fraction("momentum", momentum, closed="[]")
+    check.positive_float("eps", eps)
+    if training:
+        if running_mean is not None and running_var is not None:
+            with torch.no_grad():
+                B = x.shape[0]
+                # running_mean <- (1 - m) running_mean + m mu
+                running_mean.mul_(1 - momentum).add_(momentum * x.mean(dim=0))
+                # running_var <- (1 - m) running_var + m (B / (B - 1)) sigma^2 (unbiased)
+                unbiased = x.var(dim=0, unbiased=False) * B / (B - 1)  # (D,)
+                running_var.mul_(1 - momentum).add_(momentum * unbiased)
+        return BatchNormFunction.apply(x, weight, bias, eps)
+    if running_mean is None or running_var is None:
+        raise ValueError(f"running_mean and running_var of shape ({D},) are needed "
+                         "when training=False")
+    # y = gamma (x - running_mean) / sqrt(running_var + eps) + beta
+    y = (x - running_mean) * torch.rsqrt(running_var + eps)  # (B, D)
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+class BatchNorm1d(nn.Module):
+    """Batch normalization of ``(B, D)`` inputs, a drop-in for ``torch.nn.BatchNorm1d``."""
+
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
+    ):
+        super().__init__()
+        self.num_features = check.positive_int("num_features", num_features)
+        self.eps = check.positive_float("eps", eps)
+        self.momentum = check.fraction("momentum", momentum, closed="[]")
+        self.affine = bool(check.one_of("affine", affine, (True, False)))
+        self.weight = nn.Parameter(torch.ones(num_features)) if affine else None  # gamma
+        self.bias = nn.Parameter(torch.zeros(num_features)) if affine else None  # beta
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize ``x`` (B, D); a float64 batch into a float32 layer is converted to float32."""
+        check.expect_shape(x, "B D", "x", D=self.num_features)
+        y = batch_norm(
+            x, self.weight, self.bias, running_mean=self.running_mean, running_var=self.running_var,
+            training=self.training, momentum=self.momentum, eps=self.eps,
+        )
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return y
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}")
+
+
+def _check_batch(
+    x: object, *per_feature: torch.Tensor | None, training: bool = True
+) -> dict[str, int]:
+    """Sizes of ``x`` (B, D), B >= 2 in training; each per-feature tensor given must be (D,)."""
+    sizes = check.expect_shape(check.floating("x", x), "B D", "x")
+    names = ("weight", "bias", "running_mean", "running_var")
+    for name, t in zip(names, per_feature):
+        if t is not None:
+            check.expect_shape(check.floating(name, t), "D", name, D=sizes["D"])
+    if check.one_of("training", training, (True, False)) and sizes["B"] < 2:
+        raise ValueError("x must hold a batch of at least 2 examples in training (the variance "
+                         f"of one example is 0), got shape {tuple(x.shape)}")
+    return sizes
+
+
+def _like(x: torch.Tensor, *references: torch.Tensor | None) -> torch.Tensor:
+    """``x`` in the dtype of the first reference given (float64 into float32 is converted)."""
+    reference = next((r for r in references if r is not None), None)
+    return x if reference is None else check.as_float_like("x", x, reference)

@@ -1,0 +1,187 @@
+"""Tests for dlbook.cnn (Part 8, "Modern CNNs"): the architectures and their costs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlbook.cnn import (
+    VGG,
+    AlexNet,
+    AlexNetConfig,
+    CNNClassifier,
+    ConvResidualBlock,
+    GlyphNet,
+    GlyphNetConfig,
+    Inception,
+    InceptionBlock,
+    InceptionConfig,
+    ResNet,
+    ResNetConfig,
+    VGGConfig,
+    conv_bn_relu,
+    count_multiply_adds,
+    global_average_head,
+    vgg_block,
+)
+from dlbook.feedforward import count_parameters
+from tests.helpers import check_bad_inputs
+
+MODELS = [AlexNet, VGG, Inception, ResNet, GlyphNet]
+
+# Parameter counts worked out by hand from P = (k^2 C_in + 1) C_out per conv and
+# (D_in + 1) D_out per linear layer (batch norm: 2 C).
+EXPECTED_PARAMETERS = {
+    # conv 1->16 k5, 16->32, 32->48, 48->48, 48->32 (k3); fc 128->128, 128->128, 128->10
+    AlexNet: (25 + 1) * 16 + (144 + 1) * 32 + (288 + 1) * 48 + (432 + 1) * 48 + (432 + 1) * 32
+    + 129 * 128 + 129 * 128 + 129 * 10,
+    # blocks (1, 8), (2, 16), (2, 32); 28 -> 3 after three pools; fc 288->128->10
+    VGG: (9 + 1) * 8 + (72 + 1) * 16 + (144 + 1) * 16 + (144 + 1) * 32 + (288 + 1) * 32
+    + 289 * 128 + 129 * 10,
+    # conv 1->32, 32->64, 64->128 (k3); fc 128->26
+    GlyphNet: (9 + 1) * 32 + (288 + 1) * 64 + (576 + 1) * 128 + 129 * 26,
+}
+
+
+@pytest.mark.parametrize("Model", MODELS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_output_shape(Model: type[nn.Module], batch: int) -> None:
+    model = Model().eval()
+    classes = 26 if Model is GlyphNet else 10
+    assert isinstance(model, CNNClassifier)
+    assert model(torch.zeros(batch, 1, 28, 28)).shape == (batch, classes)
+
+
+@pytest.mark.parametrize("Model", MODELS)
+def test_float64_batches_are_converted(Model: type[nn.Module]) -> None:
+    torch.manual_seed(0)
+    model = Model().eval()
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        out = model(x)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, model(x.float()))
+
+
+@pytest.mark.parametrize("Model", [Inception, ResNet, GlyphNet])
+def test_global_average_heads_take_other_image_sizes(Model: type[nn.Module]) -> None:
+    assert Model().eval()(torch.zeros(2, 1, 36, 20)).shape[0] == 2
+
+
+@pytest.mark.parametrize("Model", list(EXPECTED_PARAMETERS))
+def test_parameter_count_matches_formula(Model: type[nn.Module]) -> None:
+    assert count_parameters(Model()) == EXPECTED_PARAMETERS[Model]
+
+
+def test_multiply_adds_match_the_hand_count() -> None:
+    # AlexNet's side through the layers: 28 (conv 5x5, pad 2) -> 13 -> 13 (conv) -> 6 -> 6, 6, 6 -> 2
+    hand = (28 * 28 * 16 * 25 + 13 * 13 * 32 * 16 * 9 + 6 * 6 * 48 * 32 * 9 + 6 * 6 * 48 * 48 * 9
+            + 6 * 6 * 32 * 48 * 9 + 128 * 128 + 128 * 128 + 128 * 10)
+    model = AlexNet().train()
+    assert count_multiply_adds(model, torch.zeros(3, 1, 28, 28)) == hand
+    assert count_multiply_adds(model, torch.zeros(1, 1, 28, 28, dtype=torch.float64)) == hand
+    assert model.training, "counting must leave the mode as it found it"
+    # grouped and strided convolutions: each output sees C_in / groups channels
+    conv = nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2)
+    assert count_multiply_adds(conv, torch.zeros(2, 4, 6, 6)) == 8 * 3 * 3 * (4 // 2) * 9
+    assert not conv._forward_hooks, "hooks must be removed"
+
+
+def test_parameter_counts_of_block_models() -> None:
+    block = InceptionBlock(8, 4, (2, 6), (2, 3), 5)
+    # 1x1 and kxk convs without bias plus two BN parameters per channel
+    expected = ((8 * 4 + 8) + (8 * 2 + 4 + 9 * 2 * 6 + 12) + (8 * 2 + 4 + 25 * 2 * 3 + 6)
+                + (8 * 5 + 10))
+    assert count_parameters(block) == expected
+    assert block(torch.zeros(2, 8, 7, 7)).shape == (2, 4 + 6 + 3 + 5, 7, 7)
+    res = ConvResidualBlock(4, 8, stride=2)
+    assert count_parameters(res) == 9 * 4 * 8 + 16 + 9 * 8 * 8 + 16 + 4 * 8 + 16
+    assert res(torch.zeros(2, 4, 8, 8)).shape == (2, 8, 4, 4)
+    assert count_parameters(ResNet(ResNetConfig(stages=(8,), blocks_per_stage=1))) == (
+        9 * 8 + 16 + count_parameters(ConvResidualBlock(8, 8)) + 9 * 10
+    )
+
+
+def test_residual_block_keeps_its_state_dict_names() -> None:
+    keys = set(ConvResidualBlock(4, 8, stride=2).state_dict())
+    assert {"conv1.weight", "bn1.weight", "conv2.weight", "bn2.running_mean",
+            "shortcut.0.weight", "shortcut.1.weight"} <= keys
+    assert "features.4.conv1.weight" in ResNet().state_dict()
+
+
+def test_residual_jacobian_is_identity_plus_residual() -> None:
+    torch.manual_seed(1)
+    block = ConvResidualBlock(2, 2).double().eval()
+    x = torch.randn(1, 2, 3, 3, dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(block, x).reshape(18, 18)
+    J_F = torch.autograd.functional.jacobian(block.residual, x).reshape(18, 18)
+    # dy/dx = diag(relu'(x + F(x))) (I + dF/dx)
+    gate = ((x + block.residual(x)).flatten() > 0).double()[:, None]
+    torch.testing.assert_close(J, gate * (torch.eye(18, dtype=torch.float64) + J_F))
+
+
+@pytest.mark.slow
+def test_resnet_learns_on_held_out_glyphs() -> None:
+    from dlbook.data import glyphs
+    from dlbook.train import accuracy, fit
+
+    data = glyphs("digits", per_font=3, seed=0)
+    train_loader, _, _ = data.loaders(16, seed=0)
+    torch.manual_seed(0)
+    model = ResNet(ResNetConfig(stages=(16, 32)))
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    fit(model, train_loader, loss_fn=F.cross_entropy, optimizer=optimizer, epochs=3, device="cpu",
+        progress="none")
+    model.eval()
+    with torch.no_grad():
+        # 81 small steps: far from converged, but well clear of chance (0.1) on unseen fonts
+        assert accuracy(model(data.test.X), data.test.y) > 0.4
+
+
+def test_bad_inputs() -> None:
+    x = torch.zeros(2, 1, 28, 28)
+    check_bad_inputs([
+        # images: wrong shape, channels, side, dtype, kind, empty batch
+        (lambda: AlexNet()(torch.zeros(2, 1, 32, 32)), ValueError, "(B, 1, 28, 28)"),
+        (lambda: VGG()(torch.zeros(2, 1, 14, 14)), ValueError, "(B, 1, 28, 28)"),
+        (lambda: ResNet()(torch.zeros(3, 28, 28)), ValueError, "expected x of shape (B, 1, H, W)"),
+        (lambda: ResNet()(torch.zeros(3, 3, 28, 28)), ValueError, "expected x of shape (B, 1, H, W)"),
+        (lambda: GlyphNet()(torch.zeros(3, 1, 2, 2)), ValueError, "H, W >= 4"),
+        (lambda: Inception()(torch.zeros(0, 1, 28, 28)), ValueError, "x is empty"),
+        (lambda: GlyphNet()(torch.zeros(2, 1, 28, 28, dtype=torch.uint8)), TypeError, "x"),
+        (lambda: ResNet()(x.tolist()), TypeError, "x must be a torch.Tensor"),
+        (lambda: ResNet()(None), TypeError, "x must be a torch.Tensor"),
+        (lambda: ConvResidualBlock(4, 8)(torch.zeros(2, 3, 8, 8)), ValueError, "(B, 4, H, W)"),
+        (lambda: InceptionBlock(8, 4, (2, 6), (2, 3), 5)(torch.zeros(8, 7, 7)), ValueError, "x"),
+        # counting
+        (lambda: count_multiply_adds(AlexNet(), torch.zeros(0, 1, 28, 28)), ValueError, "x"),
+        (lambda: count_multiply_adds(AlexNet(), [1, 2]), TypeError, "x"),
+        (lambda: count_multiply_adds("AlexNet", x), TypeError, "model"),
+        # configs: sizes that are zero, negative, bools, floats, wrong length, unknown shape
+        (lambda: AlexNetConfig(channels=(1, 2, 3)), ValueError, "AlexNetConfig.channels"),
+        (lambda: AlexNetConfig(dropout=1.0), ValueError, "AlexNetConfig.dropout"),
+        (lambda: AlexNetConfig(num_classes=0), ValueError, "AlexNetConfig.num_classes"),
+        (lambda: AlexNetConfig(hidden=True), TypeError, "AlexNetConfig.hidden"),
+        (lambda: VGGConfig(blocks=()), ValueError, "VGGConfig.blocks"),
+        (lambda: VGGConfig(blocks=((0, 8),)), ValueError, "VGGConfig.blocks[0][0]"),
+        (lambda: VGGConfig(blocks=((1, 4),) * 5), ValueError, "below one pixel"),
+        (lambda: VGGConfig(in_channels=-1), ValueError, "VGGConfig.in_channels"),
+        (lambda: InceptionConfig(stem=0), ValueError, "InceptionConfig.stem"),
+        (lambda: InceptionConfig(blocks=((8, (8, 16), (4, 8)),)), ValueError, "InceptionConfig.blocks[0]"),
+        (lambda: InceptionConfig(blocks=((8, (8, 0), (4, 8), 8),)), ValueError, "InceptionConfig.blocks[0][1]"),
+        (lambda: ResNetConfig(stages=()), ValueError, "ResNetConfig.stages"),
+        (lambda: ResNetConfig(blocks_per_stage=1.5), TypeError, "ResNetConfig.blocks_per_stage"),
+        (lambda: GlyphNetConfig(num_classes=0), ValueError, "GlyphNetConfig.num_classes"),
+        (lambda: GlyphNetConfig(channels=(8, 16)), ValueError, "GlyphNetConfig.channels"),
+        # building blocks
+        (lambda: vgg_block(0, 1, 8), ValueError, "convs"),
+        (lambda: conv_bn_relu(1, 8, 0), ValueError, "kernel"),
+        (lambda: global_average_head(8, False), TypeError, "num_classes"),
+        (lambda: ConvResidualBlock(4, 8, stride=0), ValueError, "stride"),
+        (lambda: InceptionBlock(8, 4, 6, (2, 3), 5), TypeError, "c3"),
+        (lambda: InceptionBlock(8, 4, (2, 6), (2, 3, 4), 5), ValueError, "c5"),
+        (lambda: AlexNet("big"), TypeError, "config must be AlexNetConfig"),
+        (lambda: ResNet(VGGConfig()), TypeError, "config must be ResNetConfig"),
+    ])
