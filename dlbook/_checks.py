@@ -21,7 +21,7 @@ import torch
 
 __all__ = [
     "positive_int", "nonnegative_int", "positive_float", "nonnegative_float", "fraction",
-    "one_of", "tensor", "floating", "finite", "expect_shape", "labels", "same_length",
+    "one_of", "module", "tensor", "floating", "finite", "expect_shape", "labels", "same_length",
     "optimizer_for", "as_float_like",
 ]
 
@@ -108,6 +108,13 @@ def tensor(name: str, x: object) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {_describe(x)}")
     return x
+
+
+def module(name: str, model: object) -> torch.nn.Module:
+    """``model`` if it is a ``torch.nn.Module``."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {_describe(model)}")
+    return model
 
 
 def floating(name: str, x: object) -> torch.Tensor:

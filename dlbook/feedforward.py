@@ -27,12 +27,6 @@ from dlbook.activations import TORCH_ACTIVATIONS
 __all__ = ["count_parameters", "mlp", "relu_interpolant"]
 
 
-def _module(name: str, value: object) -> nn.Module:
-    """``value`` if it is a ``torch.nn.Module``."""
-    if not isinstance(value, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
-    return value
-
 
 def _widths(name: str, sizes: object) -> tuple[int, ...]:
     """``sizes`` as a tuple of at least two ints >= 1 (layer widths, input to output)."""
@@ -47,7 +41,7 @@ def _widths(name: str, sizes: object) -> tuple[int, ...]:
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars in ``model``."""
-    _module("model", model)
+    check.module("model", model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

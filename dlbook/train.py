@@ -209,11 +209,6 @@ def _compute_loss(
     return loss
 
 
-def _module(name: str, model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
 
 def _callable(name: str, fn: object) -> Callable:
     if not callable(fn):
@@ -266,7 +261,7 @@ def evaluate(
     device: torch.device | str | None = None,
 ) -> dict[str, float]:
     """Average loss and metrics of ``model`` over ``loader`` in eval mode, batches weighted by size."""
-    _module("model", model)
+    check.module("model", model)
     _loader("loader", loader)
     _callable("loss_fn", loss_fn)
     metrics = _metrics(metrics)
@@ -346,7 +341,7 @@ def fit(
     Returns:
         The :class:`History` of the run.
     """
-    _module("model", model)
+    check.module("model", model)
     _loader("train_loader", train_loader)
     _callable("loss_fn", loss_fn)
     check.optimizer_for("optimizer", optimizer, model)
