@@ -1,10 +1,15 @@
-"""Show package code on a page (every chapter; introduced in the preface).
+"""Show package code and glue numbers on a page (every chapter; introduced in the preface).
 
 A chapter shows the real ``dlbook`` code it derives, never a copy. ``show``
 looks an object up by dotted name, drops its docstrings (the API reference
 keeps them) and displays the source as a highlighted code block. The output
 is Markdown, so it renders the same in the built site, JupyterLab, Binder and
 Colab; the site hides the one-line cell that calls it.
+
+``glue`` records a computed number for the page's prose. Where the site is built
+it is MyST-NB's ``glue``; in a client without MyST-NB (Colab, a bare Jupyter) the
+prose already holds the last build's values, and ``glue`` only displays the value
+when asked to, so the same cells run everywhere.
 
 >>> print(show("dlbook.listing.show").text.splitlines()[0])
 def show(target: str | object, *, docstrings: bool = False) -> Listing:
@@ -18,7 +23,7 @@ import inspect
 import textwrap
 from dataclasses import dataclass
 
-__all__ = ["Listing", "show", "source"]
+__all__ = ["Listing", "glue", "show", "source"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +108,21 @@ def show(target: str | object, *, docstrings: bool = False) -> Listing:
     """Display the source of ``target`` (e.g. ``"dlbook.backprop.Dense"``) as a code block."""
     name, _ = _resolve(target)
     return Listing(name, source(target, docstrings=docstrings))
+
+
+def glue(name: str, value: object, display: bool = True) -> None:
+    """Record ``value`` as ``name`` for the page's prose (MyST-NB's ``glue`` when installed).
+
+    Without MyST-NB it displays ``value`` when ``display`` is true and does nothing else.
+    """
+    if not isinstance(name, str) or not name or any(c.isspace() or c in ":`" for c in name):
+        raise ValueError(f"name must be a non-empty string without spaces, ':' or '`', got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show_value
+
+            show_value(value)
+        return
+    myst_glue(name, value, display=display)

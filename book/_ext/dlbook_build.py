@@ -1042,13 +1042,35 @@ def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict
 THEME_MODE_DEFAULT = "if (!localStorage.getItem('mode')) { document.documentElement.dataset.mode = 'auto'; }"
 
 
+def _site_numbers(env) -> tuple[dict[str, str], dict[str, str]]:
+    """Every equation's and figure's number as the site shows it ("7.8"), by label: numbers
+    carry the chapter, so one map serves references within a page and across pages."""
+    from docutils.nodes import make_id
+
+    def number(docname: str, kind: str, ident: str) -> str | None:
+        found = env.toc_fignumbers.get(docname, {}).get(kind, {}).get(ident)
+        return ".".join(map(str, found)) if found else None
+
+    equations = {}
+    for label, (docname, _) in env.get_domain("math").equations.items():
+        found = number(docname, "displaymath", make_id(f"equation-{label}"))
+        if found:
+            equations[label] = found
+    figures = {ident: ".".join(map(str, n)) for numbers in env.toc_fignumbers.values()
+               for ident, n in numbers.get("figure", {}).items()}
+    return equations, figures
+
+
 def _write_downloads(app: Sphinx, exception: Exception | None) -> None:
-    """build-finished: make each page's ``.ipynb`` download carry its outputs.
+    """build-finished: write each chapter's plain notebook, outputs included.
 
     The theme offers ``_sources/<page>.ipynb``, copied from the notebook MyST-NB
     writes; when a page's outputs came from the execution cache, that notebook
     has none (MyST-NB writes the unexecuted copy). Merge the cached outputs in,
-    and leave out the build's own hidden cell.
+    leave out the build's own hidden cell, and convert the MyST to what Jupyter,
+    Binder and Colab render (:mod:`dlbook_notebooks`) with the site's equation
+    and figure numbers. The publishing workflow puts these same files on the
+    notebooks branch, where the Binder and Colab buttons open them.
     """
     if exception is not None or app.builder.format != "html":
         return
@@ -1056,8 +1078,13 @@ def _write_downloads(app: Sphinx, exception: Exception | None) -> None:
     from jupyter_cache import get_cache
     from myst_nb.sphinx_ import NbMetadataCollector
 
+    import dlbook_notebooks
+
     cache = get_cache(app.env.mystnb_config.execution_cache_path)  # as resolved by MyST-NB
     executed = Path(app.outdir).parent / "jupyter_execute"
+    citations = dlbook_notebooks.Citations(Path(app.srcdir) / "references.bib")
+    titles = {doc: title.astext() for doc, title in app.env.titles.items()}
+    equations, figures = _site_numbers(app.env)
     for docname, data in NbMetadataCollector.get_doc_data(app.env).items():
         source = executed / f"{docname}.ipynb"
         if not data.get("exec_data") or not source.is_file():
@@ -1068,13 +1095,34 @@ def _write_downloads(app: Sphinx, exception: Exception | None) -> None:
         except KeyError:
             pass  # executed in this build: the notebook already has its outputs
         notebook.cells = [c for c in notebook.cells if not c.source.startswith(BUILD_CELL_MARK)]
+        page = dlbook_notebooks.Page(docname, equations=equations, figures=figures, titles=titles,
+                                     citations=citations)
         target = Path(app.outdir) / "_sources" / f"{docname}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(notebook, target)
+        nbformat.write(dlbook_notebooks.convert(notebook, page), target)
+
+
+def _launch_converted(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """html-page-context, after the theme's: Binder and Colab open the converted notebook.
+
+    The theme points both at the page's ``.md`` on the main branch, which Colab cannot
+    open and JupyterLab shows as MyST source; point them at the plain notebook on
+    the notebooks branch instead.
+    """
+    import dlbook_notebooks
+
+    for group in context.get("header_buttons", []):
+        if group.get("label") != "launch-buttons":
+            continue
+        for button in group.get("buttons", []):
+            service = {"Binder": "binder", "Colab": "colab"}.get(button.get("text"))
+            if service:
+                button["url"] = dlbook_notebooks.notebook_url(pagename, service=service)
 
 
 def setup(app: Sphinx) -> dict:
     app.connect("build-finished", _write_downloads)
+    app.connect("html-page-context", _launch_converted, priority=502)  # after the theme's launch buttons
     app.add_js_file(None, body=THEME_MODE_DEFAULT, priority=100)
     app.connect("build-finished", _copy_mathjax)
     app.connect("html-page-context", _dedupe_scripts, priority=100)  # before handlers that end the event

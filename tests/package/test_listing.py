@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbook.listing import Listing, show, source
+from dlbook.listing import Listing, glue, show, source
 from tests.helpers import RAW_MARKUP, check_bad_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,3 +62,32 @@ def test_every_shown_object_exists_and_reads_without_markup(page, name):
     text = source(name)
     hits = RAW_MARKUP.findall(text)
     assert not hits, f"{page} shows {name} with raw reST/TeX: {hits}"
+
+
+def test_glue_is_myst_nbs_glue_where_myst_nb_is_installed(monkeypatch):
+    import myst_nb
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda *args, **kwargs: calls.append((args, kwargs)))
+    glue("loss", 0.5, display=False)
+    assert calls == [(("loss", 0.5), {"display": False})]
+
+
+def test_glue_without_myst_nb_displays_only_when_asked(monkeypatch):
+    import sys
+
+    import IPython.display
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as in Colab: import myst_nb fails
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    glue("loss", 0.5, display=False)
+    assert shown == []
+    glue("loss", 0.5)
+    assert shown == [0.5]
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x:y", "tick`", 3])
+def test_glue_rejects_names_the_prose_could_not_refer_to(name):
+    with pytest.raises(ValueError, match="name must be"):
+        glue(name, 1.0)

@@ -34,7 +34,8 @@ def _load_extension(root: Path = ROOT):
 def run_build(book_root: Path, jobs: int | None = None) -> subprocess.CompletedProcess:
     """``make html`` on ``book_root`` with the network blocked for every process;
     ``jobs`` is ``make html JOBS=...`` (pages executed at once)."""
-    env = dict(os.environ, PYTHONPATH=str(NETBLOCK), PYTHONDONTWRITEBYTECODE="1")
+    # the checkout's own dlbook comes first, whatever dlbook the environment has installed
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(NETBLOCK), str(ROOT)]), PYTHONDONTWRITEBYTECODE="1")
     env.pop("MPLBACKEND", None)  # the test session's Agg must not reach the kernels
     env.pop("DLBOOK_JOBS", None)
     command = ["make", "-s", "-C", str(ROOT), "html", f"BOOK_ROOT={book_root}"]
@@ -110,7 +111,8 @@ def _scratch_book(tmp_path: Path, pages: dict[str, str]) -> Path:
     (root / "book" / "_ext").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", root)
     shutil.copy(ROOT / "references.bib", root)
-    shutil.copy(ROOT / "book" / "_ext" / "dlbook_build.py", root / "book" / "_ext")
+    for extension in (ROOT / "book" / "_ext").glob("*.py"):
+        shutil.copy(extension, root / "book" / "_ext")
     shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static")
     shutil.copytree(ROOT / "dlbook", root / "dlbook", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "intro.md").write_text("# Scratch\n\nA scratch book for the build tests.\n")

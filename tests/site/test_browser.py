@@ -151,8 +151,11 @@ def test_launch_and_download_buttons(browser, server):
     visit = Visit(browser, server, f"{server}/{page_name}.html")
     try:
         hrefs = visit.page.eval_on_selector_all("a", "els => els.map(e => e.href)")
+        # Binder and Colab open the converted notebook on the notebooks branch
         binder = [h for h in hrefs if h.startswith("https://mybinder.org/")]
-        assert binder == [f"https://mybinder.org/v2/gh/dlbook/dlbook/main?urlpath=lab/tree/{page_name}.md"]
+        assert binder == [f"https://mybinder.org/v2/gh/dlbook/dlbook/notebooks?urlpath=lab/tree/{page_name}.ipynb"]
+        colab = [h for h in hrefs if h.startswith("https://colab.research.google.com/")]
+        assert colab == [f"https://colab.research.google.com/github/dlbook/dlbook/blob/notebooks/{page_name}.ipynb"]
         downloads = [h for h in hrefs if "/_sources/" in h]
         assert f"{server}/_sources/{page_name}.ipynb" in downloads
         assert f"{server}/_sources/{page_name}.md" in downloads
