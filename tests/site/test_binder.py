@@ -110,7 +110,10 @@ def test_every_chapter_reads_like_the_site_and_runs_in_binder(browser, lab, chap
     page = context.new_page()
     try:
         # The path the launch button puts after urlpath= (see test_browser.py).
-        page.goto(f"{base}/lab/tree/{chapter}.ipynb?token={token}", wait_until="domcontentloaded")
+        # A workspace of its own: JupyterLab would otherwise restore the previous chapter's tab.
+        workspace = chapter.replace("/", "-")
+        page.goto(f"{base}/lab/workspaces/{workspace}/tree/{chapter}.ipynb?token={token}",
+                  wait_until="domcontentloaded")
         page.locator(".jp-NotebookPanel").first.wait_for(state="visible", timeout=90_000)
         assert page.locator(".jp-FileEditor").count() == 0, "the chapter opened as a text file"
         rendered = page.locator(".jp-NotebookPanel .jp-MarkdownCell .jp-RenderedMarkdown")
