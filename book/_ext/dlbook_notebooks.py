@@ -210,7 +210,8 @@ def _role(page: Page, name: str, body: str) -> str:
         label = body.split("<")[0].strip() if "<" in body else None
         if label:
             return f"*{label}*"
-        docname = str((Path(page.docname).parent / target)) if not target.startswith("/") else target[1:]
+        docname = (target[1:] if target.startswith("/")
+                   else os.path.normpath(os.path.join(os.path.dirname(page.docname), target)))
         title = (page.titles or {}).get(docname)
         if title is None:
             raise ConversionError(f"{page.docname}: {{doc}} target {body!r} has no title")

@@ -160,7 +160,9 @@ def test_a_converted_notebook_renders_without_any_extension(browser, built_site,
     result, _ = built_site
     assert result.returncode == 0
     notebook = nbformat.read(SOURCES / f"{SCREENSHOT_CHAPTER}.ipynb", as_version=4)
-    html, _ = HTMLExporter(template_name="classic").from_notebook_node(notebook)
+    # MathJax from the site's own copy (the default CDN is unreachable offline)
+    mathjax = (ROOT / "_build" / "html" / "_static" / "mathjax" / "tex-mml-chtml.js").as_uri()
+    html, _ = HTMLExporter(template_name="classic", mathjax_url=mathjax).from_notebook_node(notebook)
     page_file = tmp_path / "dropout.html"
     page_file.write_text(html)
     context = browser.new_context(viewport={"width": 1100, "height": 1400})
@@ -168,6 +170,7 @@ def test_a_converted_notebook_renders_without_any_extension(browser, built_site,
     try:
         page.route("http*://**", lambda route: route.abort())  # offline: MathJax from a CDN cannot load
         page.goto(page_file.as_uri())
+        page.locator("mjx-container").first.wait_for(state="attached", timeout=60_000)
         text = page.locator("body").inner_text()
         assert not [raw for raw in RAW if raw in text]
         assert page.locator("details").count() >= 3 and page.locator("details[open]").count() == 0

@@ -308,3 +308,10 @@ def test_links_to_other_pages_point_to_the_site():
     assert f"[previous chapter]({site}/book/part/gradient-descent.html)" in text
     assert f"[its §2]({site}/book/deep/dropout.html#mean)" in text
     assert "(https://example.org/a.md)" in text and "[here](#top)" in text
+
+
+def test_doc_references_read_the_pages_title_relative_or_absolute():
+    titles = {"book/deep/dropout": "Dropout", "book/part/other": "Other"}
+    text = _markdown(_convert("See {doc}`../deep/dropout`, {doc}`/book/deep/dropout`, {doc}`other` "
+                              "and {doc}`that page <other>`.", titles=titles))
+    assert "See *Dropout*, *Dropout*, *Other* and *that page*." in text
