@@ -11,6 +11,9 @@ returns) without a warning.
 
 These metrics work on *labels*. :func:`dlbook.train.accuracy` is different: it
 takes a batch of model outputs (logits) and targets inside the training loop.
+
+:func:`frechet_distance` compares two Gaussians (means and covariances of
+features); Part 10's "Evaluating generative models" uses it to score samples.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dlbook import train
 __all__ = [
     "accuracy", "confusion_matrix", "precision_recall_fscore", "precision", "recall", "f1_score",
     "roc_curve", "roc_auc", "precision_recall_curve", "average_precision",
-    "bootstrap_ci", "paired_difference_ci",
+    "bootstrap_ci", "paired_difference_ci", "frechet_distance",
 ]
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence
@@ -469,3 +472,68 @@ def paired_difference_ci(
     scale = np.sqrt((1 / J + ratio) * d.var(ddof=1))
     half = stats.t.ppf((1 + level) / 2, df=J - 1) * scale
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def _real_array(name: str, x: object) -> np.ndarray:
+    """``x`` (tensor or NumPy array of real numbers, all finite) as a float64 array."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        x = x.detach().cpu().double().numpy()
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a torch.Tensor or a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def _gaussian(name_mu: str, mu: object, name_sigma: str,
+              sigma: object) -> tuple[np.ndarray, np.ndarray]:
+    """A mean (D,) and a covariance (D, D) as float64 arrays, checked and symmetrized."""
+    m, S = _real_array(name_mu, mu), _real_array(name_sigma, sigma)
+    if m.ndim != 1 or len(m) == 0:
+        raise ValueError(f"expected {name_mu} of shape (D,), got {m.shape}")
+    D = len(m)
+    if S.shape != (D, D):
+        raise ValueError(f"expected {name_sigma} of shape ({D}, {D}) to match {name_mu} "
+                         f"of shape ({D},), got {S.shape}")
+    tolerance = 1e-6 * max(1.0, float(np.abs(S).max()))
+    if np.abs(S - S.T).max() > tolerance:
+        raise ValueError(f"{name_sigma} must be a symmetric covariance matrix")
+    S = (S + S.T) / 2  # remove the rounding asymmetry of a sample covariance
+    smallest = np.linalg.eigvalsh(S)[0]
+    if smallest < -tolerance:
+        raise ValueError(f"{name_sigma} must be positive semi-definite, "
+                         f"got the eigenvalue {smallest:.3g}")
+    return m, S
+
+
+def _sqrt_psd(S: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric PSD matrix (D, D); rounding below 0 is clipped."""
+    lam, U = np.linalg.eigh(S)  # S = U diag(lam) U^T
+    return (U * np.sqrt(np.clip(lam, 0.0, None))) @ U.T  # U diag(sqrt(lam)) U^T
+
+
+def frechet_distance(mu1: torch.Tensor | np.ndarray, sigma1: torch.Tensor | np.ndarray,
+                     mu2: torch.Tensor | np.ndarray, sigma2: torch.Tensor | np.ndarray) -> float:
+    """The squared Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    Means (D,), covariances (D, D), as tensors or NumPy arrays; computed in float64.
+
+    >>> frechet_distance(np.zeros(1), np.array([[4.0]]), np.ones(1), np.array([[1.0]]))
+    2.0
+    """
+    m1, S1 = _gaussian("mu1", mu1, "sigma1", sigma1)
+    m2, S2 = _gaussian("mu2", mu2, "sigma2", sigma2)
+    if len(m1) != len(m2):
+        raise ValueError(f"mu1 and mu2 must have the same dimension D, got {len(m1)} and {len(m2)}")
+    # S1 S2 is not symmetric, but it is similar to S1^(1/2) S2 S1^(1/2) = (R1 R2)(R1 R2)^T with
+    # R = S^(1/2), so Tr (S1 S2)^(1/2) is the sum of the singular values of R1 R2. Taking them
+    # from an SVD of R1 R2, not as square roots of eigenvalues, keeps small ones accurate.
+    trace_sqrt = np.linalg.svd(_sqrt_psd(S1) @ _sqrt_psd(S2), compute_uv=False).sum()
+    # d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
+    d2 = float(np.sum((m1 - m2) ** 2) + np.trace(S1) + np.trace(S2) - 2 * trace_sqrt)
+    return max(d2, 0.0)  # rounding can leave -1e-15 where the distance is 0

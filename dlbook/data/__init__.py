@@ -12,7 +12,9 @@ scenes:
 - ``toy``: two-dimensional problems (moons, circles, blobs, imbalanced) and a
   known linear model;
 - ``fonts``: the glyphs, 28×28 characters rendered from matplotlib's fonts;
-- ``scenes``: coloured shapes on a canvas, with boxes and captions.
+- ``scenes``: coloured shapes on a canvas, with boxes and captions;
+- ``graphs``: Zachary's karate club (from networkx) and a generated citation
+  graph, for node classification.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _FAMILY = {
     "linear_regression": "toy",
     "GlyphConfig": "fonts", "glyphs": "fonts", "render": "fonts",
     "ShapeScenes": "scenes", "shapes": "scenes",
+    "Graph": "graphs", "karate_club": "graphs", "citation_graph": "graphs", "labelled_nodes": "graphs",
 }
 
 __all__ = list(_FAMILY)
@@ -49,6 +52,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and for the build's dependency tracking; never run
     from dlbook.data._split import Dataset, Split
     from dlbook.data.fonts import GlyphConfig, glyphs, render
+    from dlbook.data.graphs import Graph, citation_graph, karate_club, labelled_nodes
     from dlbook.data.scenes import ShapeScenes, shapes
     from dlbook.data.tabular import breast_cancer, digits, iris, wine
     from dlbook.data.toy import blobs, circles, imbalanced, linear_regression, moons
