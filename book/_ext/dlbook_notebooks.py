@@ -130,7 +130,10 @@ def _plain(text: str) -> str:
     """BibTeX text as plain Unicode (accents, dotless i, braces)."""
     import unicodedata
 
-    text = text.replace(r"{\i}", "ı").replace(r"\i", "ı").replace("--", "–")
+    for command, letter in ((r"\i", "ı"), (r"\l", "ł"), (r"\L", "Ł"), (r"\o", "ø"), (r"\O", "Ø"),
+                            (r"\ss", "ß"), (r"\ae", "æ"), (r"\aa", "å")):
+        text = re.sub(r"\{?" + re.escape(command) + r"(?![A-Za-z])\}?", letter, text)
+    text = text.replace("--", "–")
 
     def accent(match: re.Match) -> str:
         return unicodedata.normalize("NFC", match.group(2) + _LATEX_ACCENTS[match.group(1)])
