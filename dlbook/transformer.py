@@ -32,12 +32,12 @@ from dlbook.attention import MultiHeadAttention, causal_mask, scaled_dot_product
 
 __all__ = [
     "LayerNorm", "CausalSelfAttention", "FeedForward", "TransformerConfig", "EncoderBlock", "DecoderBlock",
-    "Encoder", "Decoder", "EncoderDecoder", "GPTConfig", "GPTBlock", "GPT", "Cache", "generate",
+    "Encoder", "Decoder", "EncoderDecoder", "GPTConfig", "GPTBlock", "GPT", "generate",
     "gpt_bits_per_char",
 ]
 
 #: One (keys, values) pair per layer, each (B, num_heads, T_past, head_dim).
-Cache = list[tuple[torch.Tensor, torch.Tensor]]
+_Cache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 # ----- layer normalization -------------------------------------------------------
@@ -414,7 +414,7 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
+    def forward(self, tokens: torch.Tensor, cache: _Cache | None = None) -> tuple[torch.Tensor, _Cache]:
         """Logits for the token after each position, and the key-value cache to continue from."""
         tokens = _tokens("tokens", tokens, self.config.vocab_size, "B T")
         B, T = tokens.shape  # batch, time
@@ -431,7 +431,7 @@ class GPT(nn.Module):
         else:
             p = self.position_table[positions]
         x = self.dropout(self.token_embedding(tokens) + p)  # (B, T, E)
-        new_cache: Cache = []
+        new_cache: _Cache = []
         for i, block in enumerate(self.blocks):
             x, layer_cache = block(x, None if cache is None else cache[i])
             new_cache.append(layer_cache)

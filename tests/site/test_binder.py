@@ -163,6 +163,10 @@ def test_a_converted_notebook_renders_without_any_extension(browser, built_site,
     # MathJax from the site's own copy (the default CDN is unreachable offline)
     mathjax = (ROOT / "_build" / "html" / "_static" / "mathjax" / "tex-mml-chtml.js").as_uri()
     html, _ = HTMLExporter(template_name="classic", mathjax_url=mathjax).from_notebook_node(notebook)
+    # the classic template configures MathJax 2; MathJax 3 needs $...$ declared as inline math
+    config = ("<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
+              "processEscapes: true}};</script>")
+    html = html.replace("<head>", "<head>" + config, 1)
     page_file = tmp_path / "dropout.html"
     page_file.write_text(html)
     context = browser.new_context(viewport={"width": 1100, "height": 1400})
@@ -173,6 +177,7 @@ def test_a_converted_notebook_renders_without_any_extension(browser, built_site,
         page.locator("mjx-container").first.wait_for(state="attached", timeout=60_000)
         text = page.locator("body").inner_text()
         assert not [raw for raw in RAW if raw in text]
+        assert "$\\" not in text, "TeX left unrendered"
         assert page.locator("details").count() >= 3 and page.locator("details[open]").count() == 0
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "converted-notebook-dropout.png"))
