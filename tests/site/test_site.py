@@ -176,3 +176,14 @@ def test_no_control_characters_in_the_sources():
             if re.search(r"[\x00-\x08\x09\x0b\x0c\x0e-\x1f]", line):
                 bad.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:60]!r}")
     assert not bad, bad
+
+
+def test_every_pages_cells_and_their_metadata_parse():
+    """A caption with ': ' in unquoted YAML metadata breaks the build at read time; catch it here."""
+    from tests.site.test_book_build import _load_extension
+
+    ext = _load_extension()
+    for name in toc_files():
+        source = _source(name)
+        if source.suffix == ".md" and _has_code(name):
+            ext.code_cells(source.read_text())  # raises MystMetadataParsingError on bad metadata
