@@ -13,18 +13,13 @@ from dlbook.data.dates import dates
 from dlbook.seq2seq import Seq2Seq, Seq2SeqConfig, exact_match, shift_right, train_teacher_forcing
 from dlbook.seq2seq_attention import AttentionDecoder, AttentionSeq2SeqConfig, Seq2SeqAttention
 from tests.helpers import check_bad_inputs
+from tests.package.test_seq2seq import _source  # the same padded batch as Part 9's tests
 
 SCORES = ["dot", "additive"]
 
 
 def _config(**changes) -> AttentionSeq2SeqConfig:
     return AttentionSeq2SeqConfig(source_vocab=9, target_vocab=7, embedding_dim=5, hidden_size=6, **changes)
-
-
-def _source(generator: torch.Generator) -> torch.Tensor:
-    x = torch.randint(1, 9, (4, 6), generator=generator)
-    x[1, 3:], x[2, 1:] = 0, 0  # rows of length 6, 3, 1, 6
-    return x
 
 
 def _model(seed: int = 0, **changes) -> Seq2SeqAttention:
