@@ -14,10 +14,14 @@ takes a batch of model outputs (logits) and targets inside the training loop.
 
 :func:`frechet_distance` compares two Gaussians (means and covariances of
 features); Part 10's "Evaluating generative models" uses it to score samples.
+:func:`bleu` scores generated token sequences against references; Part 13's
+image captioning uses it.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -30,7 +34,9 @@ from dlbook import train
 __all__ = [
     "accuracy", "confusion_matrix", "precision_recall_fscore", "precision", "recall", "f1_score",
     "roc_curve", "roc_auc", "precision_recall_curve", "average_precision",
-    "bootstrap_ci", "paired_difference_ci", "frechet_distance",
+    "bootstrap_ci", "paired_difference_ci", "top_k_accuracy", "mcnemar",
+    "brier_score", "calibration_curve", "expected_calibration_error",
+    "frechet_distance", "bleu",
 ]
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence
@@ -474,6 +480,109 @@ def paired_difference_ci(
     return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
 
 
+def top_k_accuracy(y_true: ArrayLike, y_score: torch.Tensor | np.ndarray, *, k: int = 5) -> float:
+    """Fraction of examples whose true class is among the ``k`` highest scores.
+
+    ``y_true`` holds class indices 0..K-1 and ``y_score`` has shape (N, K), one
+    row of class scores (logits or probabilities) per example; as
+    ``sklearn.metrics.top_k_accuracy_score`` when no row has tied scores.
+    """
+    y = _labels("y_true", y_true)
+    if isinstance(y_score, torch.Tensor):
+        y_score = y_score.detach().cpu().numpy()
+    scores = np.asarray(y_score, dtype=float)
+    if scores.ndim != 2 or len(scores) != len(y):
+        raise ValueError(f"expected y_score of shape (N, K) = ({len(y)}, K), got {scores.shape}")
+    k = check.positive_int("k", k)
+    if y.dtype.kind not in "iub" or y.min() < 0 or y.max() >= scores.shape[1]:
+        raise ValueError(f"y_true must hold class indices in [0, {scores.shape[1]}), "
+                         f"got values from {y.min()} to {y.max()}")
+    # the true class is in the top k when fewer than k classes score strictly higher
+    true_score = scores[np.arange(len(y)), y]  # (N,)
+    higher = (scores > true_score[:, None]).sum(axis=1)  # (N,)
+    return float((higher < k).mean())
+
+
+def mcnemar(y_true: ArrayLike, pred_a: ArrayLike, pred_b: ArrayLike, *, exact: bool = True
+            ) -> tuple[float, float]:
+    """McNemar's test of two classifiers on the same test set: ``(statistic, p_value)``.
+
+    Only the discordant examples count: b, those model A gets right and B wrong,
+    and c, the reverse. Exact: the statistic is min(b, c) and the p-value is the
+    two-sided binomial tail with n = b + c trials of probability 1/2. Otherwise
+    the chi-squared statistic (abs(b - c) - 1)^2 / (b + c) with continuity correction,
+    one degree of freedom. The same numbers as statsmodels' ``mcnemar``.
+    """
+    from scipy import stats
+
+    y, a, b_pred = _labels("y_true", y_true), _labels("pred_a", pred_a), _labels("pred_b", pred_b)
+    check.same_length(y_true=y, pred_a=a, pred_b=b_pred)
+    right_a, right_b = a == y, b_pred == y
+    b = int((right_a & ~right_b).sum())
+    c = int((~right_a & right_b).sum())
+    if exact:
+        n = b + c
+        p = 1.0 if n == 0 else min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5))
+        return float(min(b, c)), float(p)
+    if b + c == 0:
+        raise ValueError("the chi-squared test needs at least one discordant example "
+                         "(the models agree everywhere); use exact=True")
+    statistic = (abs(b - c) - 1) ** 2 / (b + c)
+    return float(statistic), float(stats.chi2.sf(statistic, 1))
+
+
+def _probabilities(y_true: ArrayLike, y_prob: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Binary labels in {0, 1} (as 0./1.) and probabilities in [0, 1] of the same length."""
+    y, p = _labels("y_true", y_true), _scores("y_prob", y_prob)
+    check.same_length(y_true=y, y_prob=p)
+    if y.dtype.kind in "US" or not set(np.unique(y).tolist()) <= {0, 1}:
+        raise ValueError(f"y_true must hold binary labels 0 and 1, got {np.unique(y).tolist()[:10]}")
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError(f"y_prob must hold probabilities in [0, 1], got values from {p.min()} to {p.max()}")
+    return y.astype(float), p
+
+
+def brier_score(y_true: ArrayLike, y_prob: ArrayLike) -> float:
+    """Mean squared difference between the predicted probability of class 1 and the 0/1 label."""
+    y, p = _probabilities(y_true, y_prob)
+    # Brier = (1/N) sum_i (p_i - y_i)^2
+    return float(np.mean((p - y) ** 2))
+
+
+def _calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per non-empty bin of equal width: fraction of positives, mean probability, count."""
+    n_bins = check.positive_int("n_bins", n_bins)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # bin j holds edges[j] < p <= edges[j + 1] (the first bin also holds p = 0)
+    bin_of = np.searchsorted(edges[1:-1], p)  # (N,)
+    count = np.bincount(bin_of, minlength=n_bins)
+    positives = np.bincount(bin_of, weights=y, minlength=n_bins)
+    mass = np.bincount(bin_of, weights=p, minlength=n_bins)
+    full = count > 0
+    return positives[full] / count[full], mass[full] / count[full], count[full]
+
+
+def calibration_curve(y_true: ArrayLike, y_prob: ArrayLike, *, n_bins: int = 10
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Reliability curve: per non-empty bin of equal width, ``(fraction of positives, mean probability)``.
+
+    A calibrated model's points lie on the diagonal. The same bins and numbers as
+    ``sklearn.calibration.calibration_curve`` with its default uniform strategy.
+    """
+    y, p = _probabilities(y_true, y_prob)
+    observed, predicted, _ = _calibration_bins(y, p, n_bins)
+    return observed, predicted
+
+
+def expected_calibration_error(y_true: ArrayLike, y_prob: ArrayLike, *, n_bins: int = 10) -> float:
+    """Expected calibration error: the count-weighted mean gap between the reliability curve and the diagonal."""
+    y, p = _probabilities(y_true, y_prob)
+    observed, predicted, count = _calibration_bins(y, p, n_bins)
+    # ECE = sum_j (n_j / N) |observed_j - predicted_j|
+    return float(np.sum(count / len(y) * np.abs(observed - predicted)))
+
+
 def _real_array(name: str, x: object) -> np.ndarray:
     """``x`` (tensor or NumPy array of real numbers, all finite) as a float64 array."""
     if isinstance(x, torch.Tensor):
@@ -537,3 +646,75 @@ def frechet_distance(mu1: torch.Tensor | np.ndarray, sigma1: torch.Tensor | np.n
     # d^2 = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
     d2 = float(np.sum((m1 - m2) ** 2) + np.trace(S1) + np.trace(S2) - 2 * trace_sqrt)
     return max(d2, 0.0)  # rounding can leave -1e-15 where the distance is 0
+
+
+def _token_lists(name: str, x: object) -> list[list]:
+    """``x`` as a list of token sequences (lists or tuples), else a ``TypeError`` naming ``name``."""
+    if isinstance(x, (str, bytes)) or not isinstance(x, Sequence):
+        raise TypeError(f"{name} must be a list of token lists, got {check._describe(x)}")
+    for i, tokens in enumerate(x):
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+            raise TypeError(
+                f"{name}[{i}] must be a list of tokens (a sentence split into words), "
+                f"got {check._describe(tokens)}"
+            )
+    return [list(tokens) for tokens in x]
+
+
+def _ngrams(tokens: list, n: int) -> Counter:
+    """Counts of the n-grams (as tuples) in ``tokens``."""
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu(references: Sequence[Sequence[Sequence]], hypotheses: Sequence[Sequence], max_n: int = 4) -> float:
+    """Corpus-level BLEU of ``hypotheses`` against ``references``, a float in [0, 1].
+
+    ``references[i]`` is a list of reference token lists for ``hypotheses[i]``, a
+    token list. Clipped n-gram matches and n-gram counts are pooled over the
+    corpus for n = 1..max_n, their ratios combined by a geometric mean with equal
+    weights, times the brevity penalty of the total hypothesis length against the
+    total of each hypothesis's closest reference length (ties to the shorter).
+    No smoothing: 0.0 when some n-gram order has no match. The same number as
+    ``nltk.translate.bleu_score.corpus_bleu`` with its default arguments (for
+    max_n=4); Papineni et al. (2002).
+    """
+    max_n = check.positive_int("max_n", max_n)
+    hyps = _token_lists("hypotheses", hypotheses)
+    if isinstance(references, (str, bytes)) or not isinstance(references, Sequence):
+        raise TypeError(f"references must be a list of lists of reference token lists, got {check._describe(references)}")
+    refs = [_token_lists(f"references[{i}]", r) for i, r in enumerate(references)]
+    if len(refs) != len(hyps):
+        raise ValueError(
+            f"references and hypotheses must have the same length (one list of references per "
+            f"hypothesis), got {len(refs)} and {len(hyps)}"
+        )
+    if not hyps:
+        raise ValueError("hypotheses must not be empty, got an empty list")
+    for i, r in enumerate(refs):
+        if not r:
+            raise ValueError(f"references[{i}] must hold at least one reference, got an empty list")
+
+    matches = [0] * max_n  # clipped n-gram matches, pooled over the corpus
+    totals = [0] * max_n  # n-grams in the hypotheses, pooled over the corpus
+    hyp_length = ref_length = 0
+    for hyp, refs_i in zip(hyps, refs):
+        for n in range(1, max_n + 1):
+            counts = _ngrams(hyp, n)
+            # clip(g) = min(count of g in the hypothesis, max over references of its count there)
+            most = Counter()
+            for ref in refs_i:
+                most |= _ngrams(ref, n)
+            matches[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
+            # A hypothesis shorter than n still adds 1 to the denominator (as nltk does).
+            totals[n - 1] += max(1, sum(counts.values()))
+        hyp_length += len(hyp)
+        # the closest reference length; on a tie, the shorter one
+        ref_length += min((len(r) for r in refs_i), key=lambda m: (abs(m - len(hyp)), m))
+
+    if any(m == 0 for m in matches):
+        return 0.0
+    # BP = 1 if c > r, else exp(1 - r / c), with c, r the pooled hypothesis and reference lengths
+    bp = 1.0 if hyp_length > ref_length else math.exp(1 - ref_length / hyp_length)
+    # BLEU = BP * exp(sum_n (1 / N) log p_n)
+    log_p = math.fsum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    return bp * math.exp(log_p)
