@@ -138,7 +138,7 @@ def localization_loss(
     check.expect_shape(check.finite("target", target), "B D", "target", B=B, D=5)
     check.nonnegative_float("box_weight", box_weight)
     classes = _class_column(target[:, 0], K)
-    # L = CE(scores, class) + lambda * mean |box - box_true|
+    # L = CE(scores, class) + omega * mean |box - box_true|
     box_true = target[:, 1:].to(boxes.dtype)  # (B, 4)
     return F.cross_entropy(scores, classes) + box_weight * F.l1_loss(boxes, box_true)
 
@@ -158,8 +158,8 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Channel correlations G = F Fᵀ / (H W) of feature maps (B, C, H, W): shape (B, C, C)."""
     check.floating("features", features)
     B, C, H, W = check.expect_shape(features, "B C H W", "features").values()
-    flat = features.reshape(B, C, H * W)  # (B, C, N) with N = H W positions
-    # G_ij = (1/N) sum_n F_in F_jn
+    flat = features.reshape(B, C, H * W)  # (B, C, M) with M = H W positions
+    # G_ij = (1/M) sum_m F_im F_jm
     return flat @ flat.transpose(1, 2) / (H * W)  # (B, C, C)
 
 

@@ -79,7 +79,7 @@ def output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
             f"kernel of size {kernel} is larger than the padded input of size "
             f"{n} + 2*{padding} = {n + 2 * padding}"
         )
-    # n_out = floor((n + 2p - k) / s) + 1
+    # n_out = floor((n + 2 zeta - k) / s) + 1, zeta the padding
     return (n + 2 * padding - kernel) // stride + 1
 
 
@@ -143,10 +143,10 @@ def conv2d_direct(
     out = x.new_zeros(x.shape[0], weight.shape[0], H_out, W_out)  # (B, C_out, H_out, W_out)
     for i in range(k_h):
         for j in range(k_w):
-            # The input pixels that meet kernel entry (i, j): x[b, c, s_h*p + i, s_w*q + j]
+            # The input pixels that meet kernel entry (i, j): x[n, c, s_h*p + i, s_w*q + j]
             # (B, C_in, H_out, W_out)
             patch = x[:, :, i : i + s_h * H_out : s_h, j : j + s_w * W_out : s_w]
-            # y[b, o, p, q] += sum_c w[o, c, i, j] x[b, c, s_h p + i, s_w q + j]
+            # y[n, o, p, q] += sum_c w[o, c, i, j] x[n, c, s_h p + i, s_w q + j]
             out = out + torch.einsum("bcpq,oc->bopq", patch, weight[:, :, i, j])
     if bias is not None:
         out = out + bias[None, :, None, None]
@@ -174,9 +174,9 @@ def im2col(
     cols = x.new_empty(B, C, k_h, k_w, H_out, W_out)
     for i in range(k_h):
         for j in range(k_w):
-            # cols[b, c, i, j, p, q] = x_pad[b, c, s_h p + i, s_w q + j]
+            # cols[n, c, i, j, p, q] = x_pad[n, c, s_h p + i, s_w q + j]
             cols[:, :, i, j] = x[:, :, i : i + s_h * H_out : s_h, j : j + s_w * W_out : s_w]
-    return cols.reshape(B, C * k_h * k_w, H_out * W_out)  # (B, C k_h k_w, L)
+    return cols.reshape(B, C * k_h * k_w, H_out * W_out)  # (B, C k_h k_w, H_out W_out)
 
 
 def col2im(
@@ -188,8 +188,9 @@ def col2im(
 ) -> torch.Tensor:
     """The adjoint of im2col: add every column back onto its window.
 
-    Shapes: cols (B, C k_h k_w, L) to input_shape (B, C, H, W). Where windows overlap their values are summed: a pixel's gradient is the sum
-    over the windows that contain it.
+    Shapes: cols (B, C k_h k_w, H_out W_out) to input_shape (B, C, H, W). Where windows
+    overlap their values are summed: a pixel's gradient is the sum over the windows that
+    contain it.
     """
     (k_h, k_w) = _pair(kernel_size, "kernel_size", 1)
     (s_h, s_w), (p_h, p_w) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
@@ -215,10 +216,10 @@ class Conv2dFunction(torch.autograd.Function):
     ) -> torch.Tensor:
         H_out, W_out = _conv_shapes(x, weight, bias, stride, padding)
         C_out, _, k_h, k_w = weight.shape
-        cols = im2col(x, (k_h, k_w), stride, padding)  # (B, C_in k_h k_w, L)
+        cols = im2col(x, (k_h, k_w), stride, padding)  # (B, C_in k_h k_w, H_out W_out)
         W_mat = weight.reshape(C_out, -1)  # (C_out, C_in k_h k_w)
-        # Y = W X_col (+ b): one (C_out, C k k) @ (C k k, L) product per image
-        out = W_mat @ cols  # (B, C_out, L)
+        # Y = W X_col (+ b): one (C_out, C k k) @ (C k k, H_out W_out) product per image
+        out = W_mat @ cols  # (B, C_out, H_out W_out)
         if bias is not None:
             out = out + bias[None, :, None]
         ctx.save_for_backward(cols, weight)
@@ -230,14 +231,14 @@ class Conv2dFunction(torch.autograd.Function):
         cols, weight = ctx.saved_tensors
         x_shape, stride, padding, has_bias = ctx.conf
         C_out, _, k_h, k_w = weight.shape
-        G = grad_out.reshape(grad_out.shape[0], C_out, -1)  # (B, C_out, L)
+        G = grad_out.reshape(grad_out.shape[0], C_out, -1)  # (B, C_out, H_out W_out)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             # dL/dX_col = W^T G, then every column is added back onto its window
-            grad_cols = weight.reshape(C_out, -1).T @ G  # (B, C_in k_h k_w, L)
+            grad_cols = weight.reshape(C_out, -1).T @ G  # (B, C_in k_h k_w, H_out W_out)
             grad_x = col2im(grad_cols, x_shape, (k_h, k_w), stride, padding)
         if ctx.needs_input_grad[1]:
-            # dL/dW = sum_b G_b X_col,b^T: a correlation of the output gradient with the input
+            # dL/dW = sum_n G_n X_col,n^T: a correlation of the output gradient with the input
             grad_w = torch.einsum("bol,bkl->ok", G, cols).reshape(weight.shape)
         if has_bias and ctx.needs_input_grad[2]:
             # dL/db_o = sum over the batch and all positions of G
@@ -301,8 +302,8 @@ class MaxPool2dFunction(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, kernel: Pair, stride: Pair) -> torch.Tensor:
         B, C, H, W = x.shape
         # Pool each channel on its own: treat (B, C) as a batch of one-channel images.
-        cols = im2col(x.reshape(B * C, 1, H, W), kernel, stride)  # (B C, k_h k_w, L)
-        out, argmax = cols.max(dim=1)  # (B C, L): y = max over the window
+        cols = im2col(x.reshape(B * C, 1, H, W), kernel, stride)  # (B C, k_h k_w, H_out W_out)
+        out, argmax = cols.max(dim=1)  # (B C, H_out W_out): y = max over the window
         ctx.save_for_backward(argmax)
         ctx.conf = (tuple(x.shape), kernel, stride, cols.shape)
         H_out, W_out = output_size(H, kernel[0], stride[0]), output_size(W, kernel[1], stride[1])
@@ -312,9 +313,10 @@ class MaxPool2dFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (argmax,) = ctx.saved_tensors
         (B, C, H, W), kernel, stride, cols_shape = ctx.conf
-        G = grad_out.reshape(B * C, 1, -1)  # (B C, 1, L)
+        G = grad_out.reshape(B * C, 1, -1)  # (B C, 1, H_out W_out)
         # dy/dx_m = 1 for the window's maximum m, 0 for the others
-        grad_cols = G.new_zeros(cols_shape).scatter_(1, argmax[:, None, :], G)  # (B C, k_h k_w, L)
+        # (B C, k_h k_w, H_out W_out)
+        grad_cols = G.new_zeros(cols_shape).scatter_(1, argmax[:, None, :], G)
         grad_x = col2im(grad_cols, (B * C, 1, H, W), kernel, stride)
         return grad_x.reshape(B, C, H, W), None, None
 
@@ -325,7 +327,7 @@ class AvgPool2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, kernel: Pair, stride: Pair) -> torch.Tensor:
         B, C, H, W = x.shape
-        cols = im2col(x.reshape(B * C, 1, H, W), kernel, stride)  # (B C, k_h k_w, L)
+        cols = im2col(x.reshape(B * C, 1, H, W), kernel, stride)  # (B C, k_h k_w, H_out W_out)
         ctx.conf = (tuple(x.shape), kernel, stride, cols.shape)
         H_out, W_out = output_size(H, kernel[0], stride[0]), output_size(W, kernel[1], stride[1])
         # y = (1 / k_h k_w) sum over the window
@@ -334,9 +336,9 @@ class AvgPool2dFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (B, C, H, W), kernel, stride, cols_shape = ctx.conf
-        G = grad_out.reshape(B * C, 1, -1)  # (B C, 1, L)
+        G = grad_out.reshape(B * C, 1, -1)  # (B C, 1, H_out W_out)
         # dy/dx_m = 1 / (k_h k_w) for every pixel m of the window
-        grad_cols = (G / cols_shape[1]).expand(cols_shape)  # (B C, k_h k_w, L)
+        grad_cols = (G / cols_shape[1]).expand(cols_shape)  # (B C, k_h k_w, H_out W_out)
         grad_x = col2im(grad_cols, (B * C, 1, H, W), kernel, stride)
         return grad_x.reshape(B, C, H, W), None, None
 

@@ -422,7 +422,7 @@ def fit_gd(
             grads = model.gradients(X[idx], y[idx])
             for k, (p, g) in enumerate(zip(params, grads)):
                 decay = weight_decay * p if k < len(params) - 1 else 0.0  # no decay on the bias
-                # theta <- theta - lr * (grad + lambda * theta)
+                # theta <- theta - lr * (grad + omega * theta)
                 p -= lr * (g + decay)
         record = {"epoch": float(epoch), "train_loss": float(model.loss(X, y))}
         if val is not None:

@@ -78,7 +78,7 @@ class ScratchOptimizer(torch.optim.Optimizer):
                     continue
                 g = w.grad
                 if group["weight_decay"] != 0:
-                    # g <- g + lambda w   (the gradient of the L2 penalty lambda/2 ||w||^2)
+                    # g <- g + omega w   (the gradient of the L2 penalty omega/2 ||w||^2)
                     g = g + group["weight_decay"] * w
                 self.update(w, g, self.state[w], group)
         return loss

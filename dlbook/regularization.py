@@ -77,7 +77,7 @@ def ridge(X: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
     N, D = check.expect_shape(check.finite("X", X), "N D", "X").values()
     check.expect_shape(check.finite("y", y), "N", "y", N=N)
     lam = check.nonnegative_float("lam", lam)
-    # (X^T X + N lambda I) w = X^T y
+    # (X^T X + N omega I) w = X^T y
     A = X.T @ X + N * lam * torch.eye(D, dtype=X.dtype, device=X.device)  # (D, D)
     try:
         return torch.linalg.solve(A, X.T @ y.to(X.dtype))
@@ -93,7 +93,7 @@ def l2_penalty(parameters: list[torch.Tensor] | torch.Tensor, lam: float) -> tor
     """
     lam = check.nonnegative_float("lam", lam)
     params = _tensors("parameters", parameters)
-    # lambda / 2 * sum_j ||w_j||^2
+    # omega / 2 * sum_j ||w_j||^2
     return 0.5 * lam * sum((w**2).sum() for w in params)
 
 
