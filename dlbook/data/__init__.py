@@ -12,7 +12,8 @@ scenes:
 - ``toy``: two-dimensional problems (moons, circles, blobs, imbalanced) and a
   known linear model;
 - ``fonts``: the glyphs, 28×28 characters rendered from matplotlib's fonts;
-- ``scenes``: coloured shapes on a canvas, with boxes and captions;
+- ``scenes``: coloured shapes on a canvas, with boxes and captions (and, for
+  captioning, several reference captions per scene);
 - ``graphs``: Zachary's karate club (from networkx) and a generated citation
   graph, for node classification.
 """
@@ -30,6 +31,7 @@ _FAMILY = {
     "linear_regression": "toy",
     "GlyphConfig": "fonts", "glyphs": "fonts", "render": "fonts",
     "ShapeScenes": "scenes", "shapes": "scenes",
+    "CaptionScenes": "scenes", "CaptionSplit": "scenes", "CaptionVocab": "scenes", "caption_scenes": "scenes",
     "Graph": "graphs", "karate_club": "graphs", "citation_graph": "graphs", "labelled_nodes": "graphs",
 }
 
@@ -53,6 +55,6 @@ if TYPE_CHECKING:  # for type checkers and for the build's dependency tracking; 
     from dlbook.data._split import Dataset, Split
     from dlbook.data.fonts import GlyphConfig, glyphs, render
     from dlbook.data.graphs import Graph, citation_graph, karate_club, labelled_nodes
-    from dlbook.data.scenes import ShapeScenes, shapes
+    from dlbook.data.scenes import CaptionScenes, CaptionSplit, CaptionVocab, ShapeScenes, caption_scenes, shapes
     from dlbook.data.tabular import breast_cancer, digits, iris, wine
     from dlbook.data.toy import blobs, circles, imbalanced, linear_regression, moons

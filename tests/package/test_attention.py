@@ -207,8 +207,14 @@ def test_sinusoidal_positions_equal_the_formula():
     # a fixed offset is a rotation: PE[p + k] is a linear function of PE[p], the same for every p
     pe64 = sinusoidal_positions(length, dim, dtype=torch.float64)
     k = 3
-    M = torch.linalg.lstsq(pe64[:-k], pe64[k:]).solution
-    torch.testing.assert_close(pe64[:-k] @ M, pe64[k:], atol=1e-8, rtol=0)
+    # on each (sin, cos) pair the map is the rotation by k w_i, w_i = 10000^(-2i/dim):
+    # [sin(a + k w), cos(a + k w)] = [sin a, cos a] @ [[cos k w, -sin k w], [sin k w, cos k w]]
+    M = torch.zeros(dim, dim, dtype=torch.float64)
+    for i in range(dim // 2):
+        w = k / 10000 ** (2 * i / dim)
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor(
+            [[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]], dtype=torch.float64)
+    torch.testing.assert_close(pe64[:-k] @ M, pe64[k:], atol=1e-12, rtol=0)
 
 
 def test_nadaraya_watson_is_a_kernel_weighted_average():
