@@ -13,6 +13,9 @@ widths and depths until it trains on the glyphs data set in seconds on a CPU:
 - ``GlyphNet``: the small CNN whose pretrained weights the package ships; the
   loader ``glyphnet`` is in ``dlbook.pretrained``.
 
+``shift_rotate``, ``random_shift_rotate`` and ``Augmented`` are the on-the-fly
+data augmentation measured in the LeNet chapter.
+
 Every model is a ``CNNClassifier``: ``features`` then ``head``. Its forward pass
 checks the images' shape and converts a float64 batch to the model's dtype.
 """
@@ -22,6 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+
+import math
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +42,8 @@ __all__ = [
     "count_multiply_adds", "CNNClassifier", "global_average_head",
     "AlexNetConfig", "AlexNet", "VGGConfig", "vgg_block", "VGG",
     "InceptionConfig", "conv_bn_relu", "InceptionBlock", "Inception",
-    "ResNetConfig", "ConvResidualBlock", "ResNet", "GlyphNetConfig", "GlyphNet",
+    "ResNetConfig", "ConvResidualBlock", "BottleneckBlock", "ResNet", "GlyphNetConfig", "GlyphNet",
+    "layer_windows", "shift_rotate", "random_shift_rotate", "Augmented",
 ]
 
 
@@ -401,6 +408,123 @@ class ConvResidualBlock(nn.Module):
         x = _images(x, self, self.in_channels)
         # y = relu(x + F(x)): the block learns the change F, the identity carries x
         return F.relu(self.shortcut(x) + self.residual(x))
+
+
+class BottleneckBlock(nn.Module):
+    """The block of ResNet-50 and deeper: 1×1 reduce to ``mid_channels``, 3×3, 1×1 expand, plus a shortcut.
+
+    relu(shortcut(x) + BN(conv1x1(relu(BN(conv3x3(relu(BN(conv1x1(x))))))))); the
+    stride, if any, is on the 3×3 convolution. The shortcut is a 1×1 projection
+    with batch norm when the width or the stride changes, the identity otherwise.
+    """
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.in_channels = check.positive_int("in_channels", in_channels)
+        check.positive_int("mid_channels", mid_channels)
+        check.positive_int("out_channels", out_channels)
+        check.positive_int("stride", stride)
+        self.reduce = nn.Conv2d(in_channels, mid_channels, 1, bias=False)  # C_in -> m, per pixel
+        self.bn1 = nn.BatchNorm2d(mid_channels)
+        self.conv = nn.Conv2d(mid_channels, mid_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid_channels)
+        self.expand = nn.Conv2d(mid_channels, out_channels, 1, bias=False)  # m -> C_out, per pixel
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): the 3×3 convolution works on the m reduced channels only."""
+        h = F.relu(self.bn1(self.reduce(x)))  # (B, m, H, W)
+        h = F.relu(self.bn2(self.conv(h)))  # (B, m, H / stride, W / stride)
+        return self.bn3(self.expand(h))  # (B, C_out, H / stride, W / stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) to (B, C_out, H / stride, W / stride); float64 is converted."""
+        x = _images(x, self, self.in_channels)
+        # y = relu(x + F(x)), as in the basic block
+        return F.relu(self.shortcut(x) + self.residual(x))
+
+
+def layer_windows(model: nn.Module) -> list[tuple[int, int]]:
+    """The (kernel, stride) of every square convolution and pooling layer of ``model``, in module order.
+
+    For a plain chain of layers (an ``nn.Sequential`` such as ``VGG().features``)
+    this is the input of ``dlbook.conv.receptive_field``; for a network with
+    branches or shortcuts it is not meaningful.
+    """
+    check.module("model", model)
+    windows = []
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
+            kernel, stride = (_square(layer, name) for name in ("kernel_size", "stride"))
+            windows.append((kernel, stride))
+    return windows
+
+
+def _square(layer: nn.Module, name: str) -> int:
+    """``layer.<name>`` as one int; a ValueError for a non-square window."""
+    value = getattr(layer, name)
+    if isinstance(value, tuple):
+        if len(set(value)) != 1:
+            raise ValueError(f"layer_windows needs square windows, got {name}={value} in {layer}")
+        value = value[0]
+    return int(value)
+
+
+def shift_rotate(x: torch.Tensor, shifts: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Images ``x`` (B, C, H, W) moved by ``shifts`` (B, 2) pixels (right, down) and turned by ``degrees`` (B,).
+
+    A positive angle turns the image counterclockwise as displayed; pixels that
+    come from outside the image are 0, and values in between are bilinear.
+    """
+    B, _, H, W = check.expect_shape(check.floating("x", x), "B C H W", "x").values()
+    check.expect_shape(check.floating("shifts", shifts), "B 2", "shifts", B=B)
+    check.expect_shape(check.floating("degrees", degrees), "B", "degrees", B=B)
+    a = degrees.to(x) * (math.pi / 180)  # (B,)
+    cos, sin = torch.cos(a), torch.sin(a)
+    # output pixel p reads the input at R(a) (p - t), in coordinates from -1 to 1 (t: the shift)
+    t_x, t_y = shifts[:, 0].to(x) * 2 / W, shifts[:, 1].to(x) * 2 / H  # (B,) each
+    theta = torch.stack([
+        torch.stack([cos, -sin, -(cos * t_x - sin * t_y)], dim=1),
+        torch.stack([sin, cos, -(sin * t_x + cos * t_y)], dim=1),
+    ], dim=1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, H, W, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_shift_rotate(x: torch.Tensor, max_shift: float, max_degrees: float,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x`` (B, C, H, W), each image shifted by up to ``max_shift`` pixels per axis and turned by up to ``max_degrees``."""
+    check.nonnegative_float("max_shift", max_shift)
+    check.nonnegative_float("max_degrees", max_degrees)
+    B = check.expect_shape(check.floating("x", x), "B C H W", "x")["B"]
+    # uniform in [-max, max], drawn on the CPU so that a seed gives the same images on every device
+    shifts = (torch.rand(B, 2, generator=generator) * 2 - 1) * max_shift  # (B, 2)
+    degrees = (torch.rand(B, generator=generator) * 2 - 1) * max_degrees  # (B,)
+    return shift_rotate(x, shifts, degrees)
+
+
+class Augmented:
+    """A loader of ``(x, y)`` batches whose images get a fresh random shift and rotation at every pass."""
+
+    def __init__(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], max_shift: float,
+                 max_degrees: float, seed: int = 0) -> None:
+        self.loader = loader
+        self.max_shift = check.nonnegative_float("max_shift", max_shift)
+        self.max_degrees = check.nonnegative_float("max_degrees", max_degrees)
+        self.generator = torch.Generator().manual_seed(check.nonnegative_int("seed", seed))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.loader:
+            yield random_shift_rotate(x, self.max_shift, self.max_degrees, self.generator), y
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
 
 
 class ResNet(CNNClassifier):

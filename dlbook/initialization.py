@@ -3,12 +3,16 @@
 The Xavier (Glorot) and He initializers, derived in the chapter from the
 variance of a layer's output, with the same statistics (and, from the same
 generator state, the same numbers) as ``torch.nn.init``; :func:`deep_mlp`, the
-plain deep network the chapter measures; and :func:`layer_signals`, which
-measures the size of the forward and backward signal layer by layer.
+plain deep network the chapter measures; :func:`layer_signals`, which
+measures the size of the forward and backward signal layer by layer; and, for
+symmetry breaking, :func:`unit_spread`, which says how far a layer's units are
+from being copies of each other, and :func:`collapse_copies`, the width-1
+network that a network of copied units computes.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -20,7 +24,7 @@ from dlbook.feedforward import mlp
 
 __all__ = [
     "xavier_std", "he_std", "xavier_uniform_", "xavier_normal_", "he_uniform_", "he_normal_",
-    "deep_mlp", "layer_signals",
+    "deep_mlp", "layer_signals", "unit_spread", "collapse_copies",
 ]
 
 Initializer = Callable[[torch.Tensor], torch.Tensor]
@@ -180,6 +184,53 @@ def layer_signals(
     forward = [o.detach().pow(2).mean().sqrt().item() for o in outputs]
     backward = [o.grad.pow(2).mean().sqrt().item() for o in outputs]
     return forward, backward
+
+
+def unit_spread(weight: torch.Tensor) -> float:
+    """Largest difference between two rows (units) of a weight ``(d_out, d_in)``; 0 for copies."""
+    check.expect_shape(check.floating("weight", weight), "O I", "weight")
+    # max_{j, j', i} |W_ji - W_j'i| = max_i (max_j W_ji - min_j W_ji)
+    return (weight.amax(dim=0) - weight.amin(dim=0)).max().item()
+
+
+def collapse_copies(model: nn.Sequential, atol: float = 1e-12) -> nn.Sequential:
+    """The width-1 MLP that computes what ``model`` does when each hidden layer's units are copies.
+
+    ``model`` alternates ``nn.Linear`` layers and element-wise activations, as
+    :func:`deep_mlp` builds it; every hidden unit must equal the first (weights
+    and bias within ``atol``), or the collapse would change the function.
+    """
+    _sequential("model", model)
+    atol = check.nonnegative_float("atol", atol)
+    linears = [i for i, layer in enumerate(model) if isinstance(layer, nn.Linear)]
+    if not linears:
+        raise ValueError("model has no nn.Linear layer to collapse")
+    layers: list[nn.Module] = []
+    copied_input = False  # True once the layer below has been cut to its first unit
+    for i, layer in enumerate(model):
+        if not isinstance(layer, nn.Linear):
+            layers.append(copy.deepcopy(layer))
+            continue
+        W = layer.weight.detach()  # (d_out, d_in)
+        b = layer.bias.detach() if layer.bias is not None else None  # (d_out,)
+        if copied_input:
+            # d_in copies of one input h: sum_j W_kj h = (sum_j W_kj) h
+            W = W.sum(dim=1, keepdim=True)  # (d_out, 1)
+        hidden = i != linears[-1]
+        if hidden:
+            spread = max(unit_spread(W), 0.0 if b is None else unit_spread(b[:, None]))
+            if spread > atol:
+                raise ValueError(f"the units of layer {i} are not copies: they differ by "
+                                 f"{spread:.1e} (atol={atol:.1e})")
+            W, b = W[:1], None if b is None else b[:1]  # (1, d_in'), (1,)
+        new = nn.Linear(W.shape[1], W.shape[0], bias=b is not None, device=W.device, dtype=W.dtype)
+        with torch.no_grad():
+            new.weight.copy_(W)
+            if b is not None:
+                new.bias.copy_(b)
+        layers.append(new)
+        copied_input = hidden
+    return nn.Sequential(*layers)
 
 
 def _sequential(name: str, model: object) -> nn.Sequential:

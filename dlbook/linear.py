@@ -38,7 +38,7 @@ from dlbook.train import History
 __all__ = [
     "sigmoid", "log_sigmoid", "log_softmax", "softmax",
     "softmax_cross_entropy", "softmax_cross_entropy_gradient",
-    "mse_loss", "mse_gradient", "logistic_loss", "logistic_gradient",
+    "mse_loss", "mse_gradient", "gaussian_nll", "logistic_loss", "logistic_gradient",
     "softmax_loss", "softmax_gradient",
     "LinearScore", "LinearRegression", "LogisticRegression", "SoftmaxRegression", "ScratchModel",
     "fit_gd",
@@ -191,6 +191,25 @@ def mse_gradient(
     # grad_b = (2 / N) sum_i (y_hat_i - y_i)
     grad_b = 2.0 / N * residual.sum()
     return grad_w, grad_b
+
+
+def gaussian_nll(
+    X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, var: torch.Tensor
+) -> torch.Tensor:
+    """Negative log-likelihood of ``y`` under ``y ~ N(X w + b, var)``, summed over the batch.
+
+    Shapes: ``X`` ``(B, D)``, ``y`` ``(B,)``, ``w`` ``(D,)``, ``b`` and ``var`` ``()``;
+    the NLL is ``()``.
+    """
+    X = _linear_args(X, y, w, b)
+    check.expect_shape(check.floating("var", var), "", "var")
+    var = check.as_float_like("var", var, w)
+    if not bool(var > 0):
+        raise ValueError(f"var must be a positive variance, got {var.item()}")
+    N = len(X)
+    residual = X @ w + b - y  # (B,): y_hat - y
+    # -log L = (N/2) log(2 pi var) + (1 / (2 var)) sum_i (y_i - y_hat_i)^2
+    return 0.5 * N * torch.log(2 * math.pi * var) + (residual**2).sum() / (2 * var)
 
 
 def logistic_loss(

@@ -4,6 +4,8 @@
 :func:`batch_norm` adds the running statistics and the evaluation mode, like
 ``torch.nn.functional.batch_norm``; :class:`BatchNorm1d` is the layer, a
 drop-in for ``torch.nn.BatchNorm1d`` with the same parameter and buffer names.
+:class:`BatchNorm2d` normalizes each channel of an image batch over (B, H, W);
+:func:`layer_norm` and :func:`group_norm` normalize each example on its own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from torch import nn
 
 from dlbook import _checks as check
 
-__all__ = ["BatchNormFunction", "batch_norm", "BatchNorm1d"]
+__all__ = ["BatchNormFunction", "batch_norm", "BatchNorm1d", "BatchNorm2d", "layer_norm", "group_norm"]
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -125,6 +127,68 @@ class BatchNorm1d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}")
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalization of ``(B, C, H, W)`` inputs per channel, a drop-in for ``torch.nn.BatchNorm2d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize each channel of ``x`` (B, C, H, W) over its B H W values."""
+        B, C, H, W = check.expect_shape(x, "B C H W", "x", C=self.num_features).values()
+        # a channel is one feature, and its B*H*W values form the "batch" of eq-bn-stats
+        rows = x.permute(0, 2, 3, 1).reshape(B * H * W, C)  # (B H W, C)
+        y = super().forward(rows)  # (B H W, C)
+        return y.reshape(B, H, W, C).permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: tuple[int, ...],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Normalize each example of ``x`` (B, *normalized_shape) over its trailing dimensions, like ``F.layer_norm``."""
+    x = check.floating("x", x)
+    shape = tuple(normalized_shape)
+    if len(shape) == 0 or x.dim() <= len(shape) or tuple(x.shape[-len(shape):]) != shape:
+        raise ValueError(f"expected x of shape (B, ..., {', '.join(map(str, shape))}), "
+                         f"got {tuple(x.shape)}")
+    check.positive_float("eps", eps)
+    dims = tuple(range(-len(shape), 0))
+    # mu and sigma^2 over the features of one example, not over the batch
+    mu = x.mean(dim=dims, keepdim=True)  # (B, 1, ...)
+    var = x.var(dim=dims, unbiased=False, keepdim=True)  # (B, 1, ...)
+    y = (x - mu) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight  # gamma, one per feature: normalized_shape
+    return y if bias is None else y + bias
+
+
+def group_norm(
+    x: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Normalize ``x`` (B, C, ...) over each group of C / num_groups channels per example, like ``F.group_norm``."""
+    x = check.floating("x", x)
+    if x.dim() < 2:
+        raise ValueError(f"expected x of shape (B, C, ...), got {tuple(x.shape)}")
+    G = check.positive_int("num_groups", num_groups)
+    B, C = x.shape[:2]
+    if C % G:
+        raise ValueError(f"num_groups must divide the {C} channels of x, got {G}")
+    check.positive_float("eps", eps)
+    groups = x.reshape(B, G, -1)  # (B, G, C/G * H * W)
+    mu = groups.mean(dim=2, keepdim=True)  # (B, G, 1)
+    var = groups.var(dim=2, unbiased=False, keepdim=True)  # (B, G, 1)
+    y = ((groups - mu) * torch.rsqrt(var + eps)).reshape(x.shape)  # (B, C, ...)
+    per_channel = (1, C) + (1,) * (x.dim() - 2)  # gamma and beta are one per channel
+    if weight is not None:
+        y = y * weight.reshape(per_channel)
+    return y if bias is None else y + bias.reshape(per_channel)
 
 
 def _check_batch(

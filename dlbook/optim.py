@@ -1,12 +1,13 @@
 """Optimizers from scratch (Part 3, "Gradient descent and SGD"; "Momentum, RMSProp and Adam").
 
-``SGD`` (with momentum and Nesterov momentum), ``RMSProp`` and ``Adam`` are
+``SGD`` (with momentum and Nesterov momentum), ``AdaGrad``, ``RMSProp``, ``Adam`` and
+``AdamW`` are
 subclasses of ``torch.optim.Optimizer`` that take the same arguments as their
 ``torch.optim`` namesakes and move the parameters along the same trajectory,
 step for step (the tests check this in float64). Each update equation is written
 above the line that computes it, with the names the book's derivations use:
 ``g`` the gradient, ``v`` the velocity, ``s`` the running mean of squared
-gradients, ``m`` the first moment.
+gradients (AdaGrad: their running sum), ``m`` the first moment.
 
 The module also holds ``Quadratic``, the test surface of the chapter, and
 ``trajectory``, which runs any optimizer on a function of a few variables and
@@ -26,7 +27,7 @@ import torch
 from dlbook import _checks as check
 
 __all__ = [
-    "ScratchOptimizer", "SGD", "RMSProp", "Adam", "Quadratic", "trajectory",
+    "ScratchOptimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "Quadratic", "trajectory",
     "gradient_variance", "steps_to_target", "seconds_per_step",
 ]
 
@@ -78,10 +79,14 @@ class ScratchOptimizer(torch.optim.Optimizer):
                     continue
                 g = w.grad
                 if group["weight_decay"] != 0:
-                    # g <- g + omega w   (the gradient of the L2 penalty omega/2 ||w||^2)
-                    g = g + group["weight_decay"] * w
+                    g = self.decay(w, g, group)
                 self.update(w, g, self.state[w], group)
         return loss
+
+    def decay(self, w: torch.Tensor, g: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
+        """Apply weight decay; by default as an L2 penalty, whose gradient joins ``g``."""
+        # g <- g + omega w   (the gradient of the L2 penalty omega/2 ||w||^2)
+        return g + group["weight_decay"] * w
 
     def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
                group: dict[str, Any]) -> None:
@@ -135,6 +140,42 @@ class SGD(ScratchOptimizer):
             g = g + mu * v if group["nesterov"] else v
         # w <- w - eta g
         w.add_(g, alpha=-lr)
+
+
+class AdaGrad(ScratchOptimizer):
+    """AdaGrad: each coordinate's step divided by the root of its summed squared gradients."""
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        lr = check.nonnegative_float("lr", lr)
+        lr_decay = check.nonnegative_float("lr_decay", lr_decay)
+        weight_decay = check.nonnegative_float("weight_decay", weight_decay)
+        initial = check.nonnegative_float("initial_accumulator_value", initial_accumulator_value)
+        eps = check.nonnegative_float("eps", eps)
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial, eps=eps)
+        super().__init__(_params(params), defaults)
+
+    def update(self, w: torch.Tensor, g: torch.Tensor, state: dict[str, Any],
+               group: dict[str, Any]) -> None:
+        """One step for ``w``."""
+        if not state:
+            state["t"] = 0
+            state["s"] = torch.full_like(w, group["initial_accumulator_value"])
+        state["t"] += 1
+        # eta_t = eta / (1 + (t - 1) lr_decay)
+        lr = group["lr"] / (1 + (state["t"] - 1) * group["lr_decay"])
+        # s_t = s_{t-1} + g_t^2   (a sum, not an average: s_t only grows)
+        state["s"].addcmul_(g, g)
+        # w <- w - eta_t g_t / (sqrt(s_t) + eps)
+        w.addcdiv_(g, state["s"].sqrt().add_(group["eps"]), value=-lr)
 
 
 class RMSProp(ScratchOptimizer):
@@ -232,6 +273,28 @@ class Adam(ScratchOptimizer):
         # w <- w - eta m_hat / (sqrt(s_hat) + eps)
         denominator = (s.sqrt() / math.sqrt(correction2)).add_(eps)
         w.addcdiv_(m, denominator, value=-lr / correction1)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``: the decay skips the rescaling."""
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad)
+
+    def decay(self, w: torch.Tensor, g: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
+        """Shrink ``w`` directly and leave the gradient that Adam's step rescales alone."""
+        # w <- (1 - eta omega) w
+        w.mul_(1 - group["lr"] * group["weight_decay"])
+        return g
 
 
 def _real(name: str, value: object) -> float:

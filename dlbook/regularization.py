@@ -4,19 +4,28 @@ A one-dimensional regression problem whose true curve is known
 (``curve_data``), the polynomial features that let a linear model overfit it
 (``polynomial_features``), and weight decay in its two equivalent forms: the
 closed-form ridge (MAP) solution (``ridge``) and the penalty whose gradient
-shrinks the weights at every step (``l2_penalty``).
+shrinks the weights at every step (``l2_penalty``). L1 regularization: its
+proximal step, soft thresholding (``soft_threshold``), and the lasso fitted by
+proximal gradient descent (``lasso``), which sets weights exactly to zero.
+Choosing the penalty without a validation set: k-fold cross-validation
+(``k_folds``, ``cross_validate``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from dlbook import _checks as check
 from dlbook.data import Dataset, Split
 
-__all__ = ["true_curve", "curve_data", "polynomial_features", "ridge", "l2_penalty"]
+__all__ = [
+    "true_curve", "curve_data", "polynomial_features", "ridge", "l2_penalty",
+    "soft_threshold", "lasso", "k_folds", "cross_validate",
+]
 
 
 def true_curve(x: torch.Tensor) -> torch.Tensor:
@@ -107,3 +116,98 @@ def _tensors(name: str, value: object) -> list[torch.Tensor]:
     if not params:
         raise ValueError(f"{name} is empty: l2_penalty needs at least one tensor")
     return params
+
+
+def soft_threshold(z: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The minimizer of ``1/2 (w - z)^2 + threshold |w|`` for each entry of ``z`` (any shape).
+
+    >>> soft_threshold(torch.tensor([-3.0, 0.5, 2.0]), 1.0)
+    tensor([-2.,  0.,  1.])
+    """
+    z = check.floating("z", z)
+    threshold = check.nonnegative_float("threshold", threshold)
+    # S(z) = sign(z) max(|z| - threshold, 0): every |z| <= threshold becomes exactly 0
+    return torch.sign(z) * torch.clamp(z.abs() - threshold, min=0.0)
+
+
+def lasso(
+    X: torch.Tensor, y: torch.Tensor, omega: float, *, steps: int = 5000, tol: float = 1e-10,
+) -> torch.Tensor:
+    """The weights minimizing ``1/(2N) ||X w - y||^2 + omega ||w||_1`` (the lasso), ``(D,)``.
+
+    Shapes: ``X`` ``(N, D)``, ``y`` ``(N,)``. Proximal gradient descent (ISTA) from
+    zero: a gradient step on the squared error, then soft thresholding; it stops
+    after ``steps`` steps or when no weight moves by more than ``tol``.
+    """
+    N, D = check.expect_shape(check.finite("X", X), "N D", "X").values()
+    check.expect_shape(check.finite("y", y), "N", "y", N=N)
+    omega = check.nonnegative_float("omega", omega)
+    steps = check.positive_int("steps", steps)
+    tol = check.nonnegative_float("tol", tol)
+    y = y.to(X.dtype)
+    # the gradient X^T (X w - y) / N is Lipschitz with constant lambda_max(X^T X / N);
+    # and eta = 1 / lambda_max guarantees that every step lowers the objective
+    lam_max = torch.linalg.eigvalsh(X.T @ X / N)[-1].item()
+    eta = 1.0 / lam_max if lam_max > 0 else 1.0
+    w = torch.zeros(D, dtype=X.dtype, device=X.device)
+    for _ in range(steps):
+        grad = X.T @ (X @ w - y) / N  # (D,)
+        # w <- S_{eta omega}(w - eta grad)
+        w_next = soft_threshold(w - eta * grad, eta * omega)
+        moved = (w_next - w).abs().max().item()
+        w = w_next
+        if moved <= tol:
+            break
+    return w
+
+
+def k_folds(
+    N: int, k: int, *, shuffle: bool = True, seed: int = 0,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Split ``range(N)`` into ``k`` folds; for each fold, (training indices, validation indices).
+
+    Folds are consecutive blocks of the (shuffled, if ``shuffle``) indices, the
+    first ``N % k`` of them one longer, as in ``sklearn.model_selection.KFold``;
+    training indices are sorted. Every index is in exactly one validation fold.
+
+    >>> [v.tolist() for _, v in k_folds(5, 2, shuffle=False)]
+    [[0, 1, 2], [3, 4]]
+    """
+    N, k = check.positive_int("N", N), check.positive_int("k", k, minimum=2)
+    if k > N:
+        raise ValueError(f"k must be at most N = {N} (each fold needs an example), got {k}")
+    seed = check.nonnegative_int("seed", seed)
+    if not isinstance(shuffle, bool):
+        raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
+    order = (torch.randperm(N, generator=torch.Generator().manual_seed(seed)) if shuffle
+             else torch.arange(N))
+    sizes = [N // k + (1 if i < N % k else 0) for i in range(k)]
+    folds = []
+    for val in torch.split(order, sizes):
+        in_val = torch.zeros(N, dtype=torch.bool)
+        in_val[val] = True
+        folds.append((torch.nonzero(~in_val).flatten(), val))
+    return folds
+
+
+def cross_validate(
+    X: torch.Tensor, y: torch.Tensor, fit: Callable[[torch.Tensor, torch.Tensor], Any],
+    error: Callable[[Any, torch.Tensor, torch.Tensor], float], k: int = 5, *,
+    shuffle: bool = True, seed: int = 0,
+) -> torch.Tensor:
+    """The validation error of each of ``k`` folds, ``(k,)``: fit on the others, score on it.
+
+    ``fit(X_train, y_train)`` returns a model (for a linear model, its weights) and
+    ``error(model, X_val, y_val)`` its mean error on the held-out fold; the
+    cross-validation estimate is the mean of the result.
+    """
+    N = check.same_length(X=check.tensor("X", X), y=check.tensor("y", y))
+    for name, f in (("fit", fit), ("error", error)):
+        if not callable(f):
+            raise TypeError(f"{name} must be callable, got {type(f).__name__}")
+    errors = []
+    for train, val in k_folds(N, k, shuffle=shuffle, seed=seed):
+        model = fit(X[train], y[train])
+        errors.append(float(error(model, X[val], y[val])))
+    # CV = 1/k sum_i error on fold i of the model fitted without fold i
+    return torch.tensor(errors, dtype=torch.float64)

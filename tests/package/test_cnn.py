@@ -185,3 +185,131 @@ def test_bad_inputs() -> None:
         (lambda: AlexNet("big"), TypeError, "config must be AlexNetConfig"),
         (lambda: ResNet(VGGConfig()), TypeError, "config must be ResNetConfig"),
     ])
+
+
+# --- the bottleneck block and receptive fields ---------------------------------------------
+
+from dlbook.cnn import BottleneckBlock, layer_windows  # noqa: E402
+from dlbook.conv import receptive_field  # noqa: E402
+
+
+@pytest.mark.parametrize("C, m, side", [(16, 4, 5), (32, 8, 3)])
+def test_bottleneck_counts_match_the_formulas(C: int, m: int, side: int) -> None:
+    block = BottleneckBlock(C, m, C)
+    # P = 2 C m + 9 m^2 (1x1, 3x3, 1x1 weights, no biases) + 2 (m + m + C) (batch norm)
+    assert count_parameters(block) == 2 * C * m + 9 * m * m + 4 * m + 2 * C
+    # multiply-adds at stride 1: H W (2 C m + 9 m^2)
+    assert count_multiply_adds(block, torch.zeros(2, C, side, side)) == side * side * (2 * C * m + 9 * m * m)
+    assert isinstance(block.shortcut, nn.Identity)
+
+
+def test_bottleneck_projection_shapes_and_residual() -> None:
+    torch.manual_seed(0)
+    block = BottleneckBlock(8, 4, 16, stride=2).double().eval()
+    x = torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    y = block(x)
+    assert y.shape == (2, 16, 3, 3)
+    # the shortcut is a 1x1 projection with batch norm: y = relu(P x + F(x))
+    torch.testing.assert_close(y, F.relu(block.shortcut(x) + block.residual(x)))
+    assert count_parameters(block.shortcut) == 8 * 16 + 2 * 16
+    # the learned change F is zero when the last batch norm's gamma and beta are zero
+    with torch.no_grad():
+        block.bn3.weight.zero_()
+        block.bn3.bias.zero_()
+    torch.testing.assert_close(block(x), F.relu(block.shortcut(x)))
+
+
+def _measured_field(features: nn.Module, side: int) -> int:
+    """Width of the nonzero input gradient of the centre unit, on a positive, average-pooled probe."""
+    layers = [m for m in features.modules() if not list(m.children())]
+    probe = nn.Sequential(*[nn.AvgPool2d(m.kernel_size, m.stride) if isinstance(m, nn.MaxPool2d) else m
+                            for m in layers]).double()
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.abs_().add_(0.01)
+    x = torch.rand(1, features[0].in_channels if isinstance(features[0], nn.Conv2d) else 1, side, side,
+                   dtype=torch.float64, requires_grad=True)
+    out = probe(x)
+    out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
+    cols = x.grad[0].abs().sum(dim=(0, 1)).nonzero()
+    return int(cols.max() - cols.min() + 1)
+
+
+@pytest.mark.parametrize("features, expected", [
+    (lambda: AlexNet().features, 47),
+    (lambda: VGG().features, 34),
+    (lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3)), 5),  # two 3x3 see 5x5
+    (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.AvgPool2d(2), nn.Conv2d(2, 2, 3)), 13),  # 3, 3 + 2, 5 + 2 * 4
+])
+def test_receptive_field_of_chains_matches_autograd(features, expected: int) -> None:
+    torch.manual_seed(0)
+    chain = features()
+    derived = receptive_field(layer_windows(chain))
+    assert derived == expected
+    assert _measured_field(chain, side=96) == derived
+
+
+def test_bottleneck_and_windows_bad_inputs() -> None:
+    check_bad_inputs([
+        (lambda: BottleneckBlock(0, 4, 8), ValueError, "in_channels"),
+        (lambda: BottleneckBlock(8, 4.0, 8), TypeError, "mid_channels"),
+        (lambda: BottleneckBlock(8, 4, 8, stride=0), ValueError, "stride"),
+        (lambda: BottleneckBlock(8, 4, 8)(torch.zeros(2, 4, 5, 5)), ValueError, "(B, 8, H, W)"),
+        (lambda: layer_windows("VGG"), TypeError, "model"),
+        (lambda: layer_windows(nn.Conv2d(1, 1, (3, 5))), ValueError, "square"),
+    ])
+
+
+# --- data augmentation ------------------------------------------------------------------------
+
+from dlbook.cnn import Augmented, random_shift_rotate, shift_rotate  # noqa: E402
+
+
+def test_shift_rotate_matches_roll_and_rot90() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, 2:5, 2:5] = torch.rand(2, 1, 3, 3, generator=g)  # away from the border: nothing falls off
+    moved = shift_rotate(x, torch.tensor([[2.0, 1.0], [-1.0, -2.0]]), torch.zeros(2))
+    torch.testing.assert_close(moved[0], torch.roll(x[0], (1, 2), (1, 2)))  # down 1, right 2
+    torch.testing.assert_close(moved[1], torch.roll(x[1], (-2, -1), (1, 2)))
+    turned = shift_rotate(x, torch.zeros(2, 2), torch.tensor([90.0, -90.0]))
+    torch.testing.assert_close(turned[0], torch.rot90(x[0], 1, (1, 2)), atol=1e-6, rtol=0)  # counterclockwise
+    torch.testing.assert_close(turned[1], torch.rot90(x[1], -1, (1, 2)), atol=1e-6, rtol=0)
+    torch.testing.assert_close(shift_rotate(x, torch.zeros(2, 2), torch.zeros(2)), x)
+
+
+def test_random_shift_rotate_is_seeded_and_bounded() -> None:
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0  # one bright pixel in the centre
+    a = random_shift_rotate(x, 2.0, 30.0, torch.Generator().manual_seed(1))
+    b = random_shift_rotate(x, 2.0, 30.0, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, x)
+    # the centre pixel moves at most 2 pixels per axis (rotation about the centre does not move it)
+    rows, cols = a[:, 0].sum(dim=2), a[:, 0].sum(dim=1)  # (64, 9) each
+    ys = (rows * torch.arange(9.0)).sum(1) / rows.sum(1)
+    xs = (cols * torch.arange(9.0)).sum(1) / cols.sum(1)
+    assert (ys - 4).abs().max() <= 2.0 + 1e-5 and (xs - 4).abs().max() <= 2.0 + 1e-5
+    torch.testing.assert_close(random_shift_rotate(x, 0.0, 0.0), x)
+
+
+def test_augmented_loader_yields_new_images_each_pass() -> None:
+    x, y = torch.rand(6, 1, 8, 8), torch.arange(6)
+    loader = [(x[:3], y[:3]), (x[3:], y[3:])]
+    aug = Augmented(loader, max_shift=2.0, max_degrees=10.0, seed=0)
+    first, second = list(aug), list(aug)
+    assert len(aug) == 2 and all(torch.equal(a[1], b[1]) for a, b in zip(first, loader))
+    assert not torch.allclose(first[0][0], second[0][0])  # a fresh draw every epoch
+
+
+def test_augmentation_bad_inputs() -> None:
+    x = torch.zeros(2, 1, 8, 8)
+    check_bad_inputs([
+        (lambda: shift_rotate(torch.zeros(1, 8, 8), torch.zeros(1, 2), torch.zeros(1)), ValueError, "x"),
+        (lambda: shift_rotate(x, torch.zeros(3, 2), torch.zeros(2)), ValueError, "shifts"),
+        (lambda: shift_rotate(x, torch.zeros(2, 2), torch.zeros(2, 1)), ValueError, "degrees"),
+        (lambda: shift_rotate(x.long(), torch.zeros(2, 2), torch.zeros(2)), TypeError, "x"),
+        (lambda: random_shift_rotate(x, -1.0, 0.0), ValueError, "max_shift"),
+        (lambda: random_shift_rotate(x, 1.0, float("nan")), ValueError, "max_degrees"),
+        (lambda: Augmented([], 1.0, 5.0, seed=-1), ValueError, "seed"),
+    ])

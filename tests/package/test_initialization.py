@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlbook.initialization import (
+    collapse_copies,
     deep_mlp,
     he_normal_,
     he_std,
     he_uniform_,
     layer_signals,
+    unit_spread,
     xavier_normal_,
     xavier_std,
     xavier_uniform_,
@@ -124,10 +126,67 @@ def test_he_init_keeps_relu_signal_xavier_shrinks_it():
         assert lo < ratio < hi, (init.__name__, ratio)
 
 
+def test_unit_spread_is_the_largest_pairwise_row_difference():
+    W = torch.randn(6, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    brute = max((W[j] - W[k]).abs().max().item() for j in range(6) for k in range(6))
+    assert unit_spread(W) == pytest.approx(brute, rel=1e-15)
+    assert unit_spread(W[:1].expand(4, 5)) == 0.0
+
+
+def _copied_units(seed: int) -> nn.Sequential:
+    """A float64 deep MLP whose hidden units are random but copies of each other, layer by layer."""
+    gen = torch.Generator().manual_seed(seed)
+    net = deep_mlp(5, 7, 2, 3, "tanh").double()
+    with torch.no_grad():
+        # equal rows into the first hidden layer, one number for hidden to hidden, equal columns out
+        net[0].weight.copy_(torch.randn(1, 5, generator=gen, dtype=torch.float64))
+        net[2].weight.fill_(torch.randn((), generator=gen, dtype=torch.float64).item())
+        net[4].weight.copy_(torch.randn(3, 1, generator=gen, dtype=torch.float64))
+        for layer in (net[0], net[2]):
+            layer.bias.fill_(torch.randn((), generator=gen, dtype=torch.float64).item())
+    return net
+
+
+def _train(net: nn.Module, seed: int, steps: int = 30) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_copied_units_stay_copies_and_collapse_to_width_one(seed):
+    net = _copied_units(seed)
+    _train(net, seed)
+    assert max(unit_spread(net[0].weight), unit_spread(net[2].weight)) < 1e-12
+    assert unit_spread(net[4].weight.T) < 1e-12  # outgoing weights: equal columns
+    narrow = collapse_copies(net)
+    assert [m.out_features for m in narrow if isinstance(m, nn.Linear)] == [1, 1, 3]
+    x = torch.randn(20, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    torch.testing.assert_close(narrow(x), net(x), rtol=1e-10, atol=1e-12)
+
+
+def test_random_units_move_apart_and_do_not_collapse():
+    net = deep_mlp(5, 7, 2, 3, "tanh", init=he_normal_).double()
+    _train(net, 0)
+    assert unit_spread(net[0].weight) > 0.1
+    with pytest.raises(ValueError, match="not copies"):
+        collapse_copies(net)
+
+
 def test_bad_inputs():
     model = deep_mlp(3, 4, 2, 2)
     x, y = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 0])
     check_bad_inputs([
+        (lambda: unit_spread(torch.zeros(3)), ValueError, "weight"),
+        (lambda: unit_spread(torch.zeros(2, 3, dtype=torch.long)), TypeError, "weight"),
+        (lambda: collapse_copies(nn.Linear(3, 2)), TypeError, "model"),
+        (lambda: collapse_copies(nn.Sequential(nn.ReLU())), ValueError, "Linear"),
+        (lambda: collapse_copies(model, atol=-1.0), ValueError, "atol"),
         (lambda: xavier_uniform_(torch.empty(5)), ValueError, "tensor"),  # 1-D: no fans
         (lambda: xavier_normal_([[1.0]]), TypeError, "tensor"),  # a list where a tensor belongs
         (lambda: he_normal_(None), TypeError, "tensor"),

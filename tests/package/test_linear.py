@@ -162,6 +162,36 @@ def test_softmax_regression_learns_digits_held_out():
     assert accuracy > 0.93
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gaussian_nll_matches_torch_distributions(seed, shape):
+    X, y = _data(seed, *shape)
+    w, b = _params(seed, (shape[1],), ())
+    var = torch.tensor(0.3 + seed, dtype=torch.float64)
+    check_against_torch(
+        lambda X, w, b, var: L.gaussian_nll(X, y, w, b, var),
+        lambda X, w, b, var: -torch.distributions.Normal(X @ w + b, var.sqrt()).log_prob(y).sum(),
+        [X, w, b, var])
+
+
+def test_gaussian_nll_is_minimized_by_least_squares_and_the_mean_squared_residual():
+    gen = torch.Generator().manual_seed(5)
+    X = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    noise = torch.randn(40, generator=gen, dtype=torch.float64)
+    y = X @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + 0.4 * noise
+    model = L.LinearRegression(3, dtype=torch.float64, device="cpu").fit_closed_form(X, y)
+    var = model.loss(X, y)
+    best = L.gaussian_nll(X, y, model.w, model.b, var)
+    for _ in range(20):  # any other (w, b, var) nearby has a larger NLL
+        dw, db = torch.randn(4, generator=gen, dtype=torch.float64).split([3, 1])
+        dv = torch.rand((), generator=gen, dtype=torch.float64)
+        w, b, v = model.w + 0.01 * dw, model.b + 0.01 * db[0], var * (0.9 + 0.2 * dv)
+        nearby = L.gaussian_nll(X, y, w, b, v)
+        assert nearby > best
+    # at the optimum, -log L = (N/2) (log(2 pi var) + 1)
+    torch.testing.assert_close(best, 20 * (torch.log(2 * torch.pi * var) + 1))
+
+
 def test_bad_inputs():
     X, y, w, b = torch.randn(5, 4), torch.randn(5), torch.zeros(4), torch.zeros(())
     labels, W, bK = torch.tensor([0, 1, 2, 0, 1]), torch.zeros(4, 3), torch.zeros(3)
@@ -192,6 +222,10 @@ def test_bad_inputs():
         (lambda: L.softmax_cross_entropy(torch.full((5, 3), float("nan")), labels),
          ValueError, "logits"),
         (lambda: L.softmax_cross_entropy_gradient(Z, labels + 1), ValueError, "y"),
+        # Gaussian NLL: a variance that is not positive, or not a scalar
+        (lambda: L.gaussian_nll(X, y, w, b, torch.tensor(0.0)), ValueError, "var"),
+        (lambda: L.gaussian_nll(X, y, w, b, torch.ones(1)), ValueError, "var"),
+        (lambda: L.gaussian_nll(X, y, w, b, 1.0), TypeError, "var"),
         # mean squared error: a (D, 1) column for w, wrong lengths, NaN, wrong dtype
         (lambda: L.mse_loss(X, y, torch.zeros(4, 1), b), ValueError, "w"),
         (lambda: L.mse_gradient(X, y, torch.zeros(4, 1), b), ValueError, "w"),

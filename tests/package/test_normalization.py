@@ -154,3 +154,102 @@ def test_bad_inputs():
         (lambda: bn(torch.randn(4, 3, 2)), ValueError, "x"),
         (lambda: bn(None), TypeError, "x"),
     ])
+
+
+# --- batch norm for convolutions, layer norm and group norm ---------------------------------
+
+from dlbook.normalization import BatchNorm2d, group_norm, layer_norm  # noqa: E402
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (8, 4, 1, 1), (1, 2, 3, 3)])
+def test_batch_norm_2d_matches_torch_in_train_and_eval(affine, shape):
+    B, C, H, W = shape
+    ours = BatchNorm2d(C, affine=affine).double()
+    theirs = nn.BatchNorm2d(C, affine=affine).double()
+    if affine:
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 1.5)
+            ours.bias.normal_()
+        theirs.load_state_dict(ours.state_dict())
+    g = torch.Generator().manual_seed(1)
+    for step in range(3):
+        x = torch.randn(B, C, H, W, generator=g, dtype=torch.float64) * 2 + 1
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = ours(xa), theirs(xb)
+        torch.testing.assert_close(ya, yb, atol=1e-10, rtol=1e-8)
+        w = torch.randn(ya.shape, generator=g, dtype=torch.float64)
+        (ya * w).sum().backward()
+        (yb * w).sum().backward()
+        torch.testing.assert_close(xa.grad, xb.grad, atol=1e-10, rtol=1e-8)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(ours, name), getattr(theirs, name), atol=1e-12, rtol=1e-10)
+    ours.eval()
+    theirs.eval()
+    x = torch.randn(3, C, H, W, generator=g, dtype=torch.float64)
+    check_against_torch(ours, theirs, [x])
+
+
+def test_batch_norm_2d_statistics_are_per_channel_over_batch_and_space():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 5, 5, generator=g, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.2]).view(1, 3, 1, 1).double()
+    y = BatchNorm2d(3).double()(x)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
+    var = x.var(dim=(0, 2, 3), unbiased=False)  # per channel over (B, H, W)
+    torch.testing.assert_close(y.var(dim=(0, 2, 3), unbiased=False), var / (var + 1e-5), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("normalized_shape", [(6,), (3, 4, 4)])
+def test_layer_norm_equals_torch(normalized_shape):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, *normalized_shape, generator=g, dtype=torch.float64) * 3 + 2
+    w = torch.rand(normalized_shape, generator=g, dtype=torch.float64) + 0.5
+    b = torch.randn(normalized_shape, generator=g, dtype=torch.float64)
+    check_against_torch(lambda x, w, b: layer_norm(x, normalized_shape, w, b),
+                        lambda x, w, b: F.layer_norm(x, normalized_shape, w, b, eps=1e-5), [x, w, b])
+    module = nn.LayerNorm(normalized_shape).double()
+    with torch.no_grad():
+        module.weight.copy_(w)
+        module.bias.copy_(b)
+    torch.testing.assert_close(layer_norm(x, normalized_shape, w, b), module(x))
+
+
+@pytest.mark.parametrize("num_groups", [1, 2, 4])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 5), (2, 4, 7)])
+def test_group_norm_equals_torch(num_groups, shape):
+    g = torch.Generator().manual_seed(num_groups)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * 2 - 1
+    w = torch.rand(shape[1], generator=g, dtype=torch.float64) + 0.5
+    b = torch.randn(shape[1], generator=g, dtype=torch.float64)
+    check_against_torch(lambda x, w, b: group_norm(x, num_groups, w, b),
+                        lambda x, w, b: F.group_norm(x, num_groups, w, b, eps=1e-5), [x, w, b])
+    module = nn.GroupNorm(num_groups, shape[1]).double()
+    with torch.no_grad():
+        module.weight.copy_(w)
+        module.bias.copy_(b)
+    torch.testing.assert_close(group_norm(x, num_groups, w, b), module(x))
+
+
+def test_layer_and_group_norm_do_not_depend_on_the_batch_but_batch_norm_does():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 4, 3, 3, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(layer_norm(x[:1], (4, 3, 3)), layer_norm(x, (4, 3, 3))[:1])
+    torch.testing.assert_close(group_norm(x[:1], 2), group_norm(x, 2)[:1])
+    bn = BatchNorm2d(4).double()
+    assert (bn(x[:2])[:1] - bn(x)[:1]).abs().max() > 1e-3  # training-mode batch norm does
+
+
+def test_normalization_bad_inputs():
+    x = torch.randn(2, 4, 3, 3)
+    check_bad_inputs([
+        (lambda: BatchNorm2d(4)(torch.randn(2, 3, 3, 3)), ValueError, "x"),
+        (lambda: BatchNorm2d(4)(torch.randn(2, 4, 3)), ValueError, "x"),
+        (lambda: BatchNorm2d(4)(torch.randn(1, 4, 1, 1)), ValueError, "x"),  # one value per channel
+        (lambda: layer_norm(x, (4, 3)), ValueError, "x"),
+        (lambda: layer_norm(x.long(), (3,)), TypeError, "x"),
+        (lambda: layer_norm(x, (3,), eps=-1.0), ValueError, "eps"),
+        (lambda: group_norm(x, 3), ValueError, "num_groups"),
+        (lambda: group_norm(x, 0), ValueError, "num_groups"),
+        (lambda: group_norm(torch.randn(4), 2), ValueError, "x"),
+        (lambda: group_norm([1.0, 2.0], 1), TypeError, "x"),
+    ])

@@ -11,7 +11,9 @@ import torch
 from dlbook.calculus import max_relative_error
 from dlbook.optim import (
     SGD,
+    AdaGrad,
     Adam,
+    AdamW,
     Quadratic,
     RMSProp,
     gradient_variance,
@@ -38,6 +40,12 @@ CASES = [
     (Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     (Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True)),
     (Adam, torch.optim.Adam, dict(lr=0.01, betas=(0.0, 0.9), amsgrad=True, weight_decay=0.05)),
+    (AdaGrad, torch.optim.Adagrad, dict(lr=0.1)),
+    (AdaGrad, torch.optim.Adagrad, dict(lr=0.2, lr_decay=0.05, weight_decay=0.1,
+                                        initial_accumulator_value=0.5, eps=1e-6)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.01)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.5)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.01, amsgrad=True, weight_decay=0.0)),
 ]
 
 
@@ -82,7 +90,7 @@ def test_trajectory_matches_torch(ours, theirs, hyper, seed):
     assert (path_ours[-1] - torch.cat([p.reshape(-1) for p in params])).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("optimizer", [SGD, RMSProp, Adam])
+@pytest.mark.parametrize("optimizer", [SGD, AdaGrad, RMSProp, Adam, AdamW])
 def test_closure_returns_loss(optimizer):
     w = torch.tensor([2.0, -1.0], dtype=torch.float64, requires_grad=True)
     opt = optimizer([w], lr=0.1)
@@ -105,6 +113,57 @@ def test_works_with_lr_scheduler():
     opt.step()
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_adagrad_step_shrinks_like_one_over_root_t():
+    """With a constant gradient, s_t = t g^2, so the t-th step is eta / sqrt(t)."""
+    w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = AdaGrad([w], lr=0.5, eps=0.0)
+    for t in range(1, 401):
+        before = w.detach().clone()
+        opt.zero_grad()
+        (3.0 * w).sum().backward()  # gradient 3, whatever w is
+        opt.step()
+        assert (before - w.detach()).item() == pytest.approx(0.5 / t**0.5, rel=1e-12)
+
+
+def test_adamw_decay_is_decoupled():
+    """With a zero loss gradient AdamW shrinks w by (1 - eta omega) per step; Adam with L2 by
+    about eta per step in each coordinate, whatever the size of w (its step is normalized)."""
+    w0 = torch.tensor([10.0, 1.0], dtype=torch.float64)
+    wa = w0.clone().requires_grad_(True)
+    ww = w0.clone().requires_grad_(True)
+    adam, adamw = Adam([wa], lr=1e-3, weight_decay=0.1), AdamW([ww], lr=1e-3, weight_decay=0.1)
+    for _ in range(10):
+        for w, opt in ((wa, adam), (ww, adamw)):
+            opt.zero_grad()
+            (0.0 * w).sum().backward()
+            opt.step()
+    torch.testing.assert_close(ww.detach(), w0 * (1 - 1e-3 * 0.1) ** 10)
+    torch.testing.assert_close(wa.detach(), w0 - 10 * 1e-3, rtol=0, atol=1e-5)
+
+
+def test_adam_l2_decays_large_gradient_weights_less_than_adamw():
+    """The book's experiment: L = sum_j c_j / 2 (w_j - 1 - xi_j)^2 with fresh noise xi each
+    step. Adam + L2 settles near the ridge point c_j / (c_j + omega), so small-c weights
+    shrink most; AdamW shrinks every weight alike, whatever c_j."""
+    c = torch.tensor([0.01, 1.0, 100.0], dtype=torch.float64)
+    omega, settled = 0.3, {}
+    for name, opt_class in (("adam", Adam), ("adamw", AdamW)):
+        gen = torch.Generator().manual_seed(1)
+        w = torch.ones(8, 3, dtype=torch.float64)  # 8 independent noise draws per scale
+        opt = opt_class([w], lr=0.01, weight_decay=omega)
+        late = []
+        for t in range(2000):
+            xi = torch.randn(8, 3, generator=gen, dtype=torch.float64)
+            w.grad = c * (w - 1 - xi)
+            opt.step()
+            if t >= 1000:
+                late.append(w.clone())
+        settled[name] = torch.stack(late).mean(dim=(0, 1))
+    torch.testing.assert_close(settled["adam"], c / (c + omega), rtol=0, atol=0.06)
+    assert settled["adamw"].max() - settled["adamw"].min() < 0.08
+    assert settled["adamw"].max() < 0.9 and settled["adam"][-1] > 0.9
 
 
 # ---- the quadratic: gradient, and the step-size condition eta < 2 / lambda_max ----
@@ -259,6 +318,13 @@ def test_bad_inputs():
         (lambda: Adam([w], betas=0.9), ValueError, "betas"),
         (lambda: Adam([w], weight_decay=-0.1), ValueError, "weight_decay"),
         (lambda: Adam([w], amsgrad=None), TypeError, "amsgrad"),
+        (lambda: AdaGrad([w], lr=-0.1), ValueError, "lr"),
+        (lambda: AdaGrad([w], lr_decay=-1.0), ValueError, "lr_decay"),
+        (lambda: AdaGrad([w], initial_accumulator_value=-1.0),
+         ValueError, "initial_accumulator_value"),
+        (lambda: AdaGrad([w], eps="1e-10"), TypeError, "eps"),
+        (lambda: AdamW([w], weight_decay=-0.1), ValueError, "weight_decay"),
+        (lambda: AdamW([w], betas=(1.0, 0.9)), ValueError, "betas[0]"),
         # optimizers: parameters
         (lambda: SGD([], lr=0.1), ValueError, "params"),
         (lambda: Adam(iter([])), ValueError, "params"),

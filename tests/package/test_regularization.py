@@ -7,11 +7,23 @@ import numpy as np
 import pytest
 import torch
 from numpy.polynomial import legendre
-from sklearn.linear_model import Ridge
+from scipy.optimize import minimize_scalar
+from sklearn.linear_model import Lasso, Ridge
+from sklearn.model_selection import KFold, cross_val_score
 
 from dlbook.calculus import max_relative_error
 from dlbook.optim import SGD, Adam
-from dlbook.regularization import curve_data, l2_penalty, polynomial_features, ridge, true_curve
+from dlbook.regularization import (
+    cross_validate,
+    curve_data,
+    k_folds,
+    l2_penalty,
+    lasso,
+    polynomial_features,
+    ridge,
+    soft_threshold,
+    true_curve,
+)
 from tests.helpers import check_bad_inputs, check_gradient
 
 
@@ -135,6 +147,131 @@ def test_curve_data_has_the_requested_sizes_and_dtype():
     assert torch.equal(noiseless.y, true_curve(noiseless.X[:, 0]))
 
 
+# ---- L1: soft thresholding and the lasso ----
+
+def _sparse_problem(seed: int, N: int = 50, D: int = 20):
+    """y depends on the first three of D standard normal features, plus noise."""
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(N, D, generator=gen, dtype=torch.float64)
+    w_true = torch.zeros(D, dtype=torch.float64)
+    w_true[:3] = torch.tensor([2.0, -1.5, 1.0], dtype=torch.float64)
+    return X, X @ w_true + 0.5 * torch.randn(N, generator=gen, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 1.0])
+def test_soft_threshold_minimizes_the_1d_problem(threshold):
+    """S(z) = argmin_w 1/2 (w - z)^2 + t |w|, against scipy's bounded scalar minimizer."""
+    z = torch.linspace(-2.5, 2.5, 41, dtype=torch.float64)
+    ours = soft_threshold(z, threshold)
+    for zi, wi in zip(z.tolist(), ours.tolist()):
+        res = minimize_scalar(lambda w: 0.5 * (w - zi) ** 2 + threshold * abs(w),
+                              bounds=(-3, 3), method="bounded", options={"xatol": 1e-10})
+        assert wi == pytest.approx(res.x, abs=1e-7)
+    inside = z.abs() <= threshold
+    assert torch.all(ours[inside] == 0) and torch.all(ours[~inside] != 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("omega", [0.01, 0.1, 0.5])
+def test_lasso_matches_sklearn(seed, omega):
+    """scikit-learn's Lasso minimizes 1/(2N) ||y - X w||^2 + alpha ||w||_1: alpha = omega."""
+    X, y = _sparse_problem(seed)
+    ours = lasso(X, y, omega)
+    theirs = Lasso(alpha=omega, fit_intercept=False, tol=1e-14, max_iter=200_000).fit(X, y).coef_
+    theirs = torch.from_numpy(theirs)
+    assert (ours - theirs).abs().max() < 1e-7
+    assert torch.equal(ours == 0, theirs == 0)  # the same exact zeros
+    assert (ours == 0).any() and (ours != 0).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lasso_satisfies_the_optimality_conditions(seed):
+    """Subgradient conditions: X_j^T (y - X w) / N = omega sign(w_j) where w_j != 0, and has
+    magnitude at most omega where w_j = 0."""
+    X, y = _sparse_problem(seed)
+    omega = 0.1
+    w = lasso(X, y, omega)
+    c = X.T @ (y - X @ w) / len(y)  # (D,)
+    nonzero = w != 0
+    torch.testing.assert_close(c[nonzero], omega * torch.sign(w[nonzero]), rtol=0, atol=1e-8)
+    assert torch.all(c[~nonzero].abs() <= omega + 1e-8)
+
+
+def test_lasso_is_zero_beyond_omega_max():
+    """w = 0 is optimal exactly when omega >= omega_max = max_j |X_j^T y| / N."""
+    X, y = _sparse_problem(3)
+    omega_max = (X.T @ y).abs().max().item() / len(y)
+    assert torch.all(lasso(X, y, 1.01 * omega_max) == 0)
+    assert (lasso(X, y, 0.99 * omega_max) != 0).sum() == 1
+
+
+def test_lasso_without_penalty_is_least_squares():
+    X, y = _sparse_problem(4)
+    ours = lasso(X, y, 0.0, steps=20_000, tol=1e-13)
+    assert max_relative_error(ours, ridge(X, y, 0.0)) < 1e-8
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_l1_gives_exact_zeros_and_l2_none(seed):
+    X, y = _sparse_problem(seed)
+    for omega in [0.05, 0.2]:
+        assert (lasso(X, y, omega) == 0).sum() >= 5
+        assert (ridge(X, y, omega) == 0).sum() == 0
+
+
+# ---- k-fold cross-validation ----
+
+@pytest.mark.parametrize(("N", "k"), [(20, 5), (23, 4), (7, 7), (10, 2)])
+def test_k_folds_match_sklearn(N, k):
+    ours = k_folds(N, k, shuffle=False)
+    theirs = list(KFold(n_splits=k).split(np.zeros(N)))
+    assert len(ours) == len(theirs) == k
+    for (train, val), (train_sk, val_sk) in zip(ours, theirs):
+        assert train.tolist() == train_sk.tolist() and val.tolist() == val_sk.tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shuffled_k_folds_partition_the_data(seed):
+    N, k = 23, 4
+    folds = k_folds(N, k, seed=seed)
+    vals = torch.cat([val for _, val in folds])
+    assert sorted(vals.tolist()) == list(range(N))  # each index validated exactly once
+    assert [len(v) for _, v in folds] == [len(v) for _, v in KFold(k).split(np.zeros(N))]
+    for train, val in folds:
+        assert sorted(train.tolist() + val.tolist()) == list(range(N))
+    assert vals.tolist() != list(range(N))  # actually shuffled
+    assert torch.equal(vals, torch.cat([v for _, v in k_folds(N, k, seed=seed)]))  # reproducible
+
+
+@pytest.mark.parametrize("omega", [1e-4, 1e-2])
+def test_cross_validate_matches_sklearn(omega):
+    """Ridge with 1/(2N) scaling is sklearn's Ridge with alpha = N_train omega."""
+    X, y = _sparse_problem(5, N=40, D=6)
+    errors = cross_validate(X, y, lambda Xt, yt: ridge(Xt, yt, omega),
+                            lambda w, Xv, yv: ((Xv @ w - yv) ** 2).mean().item(), k=5,
+                            shuffle=False)
+    theirs = -cross_val_score(Ridge(alpha=32 * omega, fit_intercept=False), X.numpy(), y.numpy(),
+                              cv=KFold(5), scoring="neg_mean_squared_error")
+    np.testing.assert_allclose(errors.numpy(), theirs, rtol=1e-10)
+
+
+def test_cross_validation_picks_a_sensible_penalty():
+    """On the overfitting degree-15 fit, the CV choice beats both extremes on fresh data."""
+    data = curve_data(n_train=20, n_val=10, n_test=300, seed=1)
+    Phi, Phi_test = polynomial_features(data.train.X, 15), polynomial_features(data.test.X, 15)
+    omegas = [1e-9, 1e-5, 1e-3, 1e-2, 1e-1, 10.0]
+
+    def mse(w, X, y):
+        return ((X @ w - y) ** 2).mean().item()
+
+    cv = [cross_validate(Phi, data.train.y, lambda X, y, o=o: ridge(X, y, o), mse).mean().item()
+          for o in omegas]
+    test = [mse(ridge(Phi, data.train.y, o), Phi_test, data.test.y) for o in omegas]
+    best = min(range(len(omegas)), key=cv.__getitem__)
+    assert 0 < best < len(omegas) - 1
+    assert test[best] < min(test[0], test[-1])
+
+
 def test_bad_inputs():
     x = torch.zeros(3)
     X, y = torch.randn(4, 2, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
@@ -169,4 +306,21 @@ def test_bad_inputs():
         (lambda: curve_data(noise=-1.0), ValueError, "noise"),
         (lambda: curve_data(seed=-3), ValueError, "seed"),
         (lambda: curve_data(dtype=torch.int32), ValueError, "dtype"),
+        (lambda: soft_threshold([1.0], 0.1), TypeError, "z"),
+        (lambda: soft_threshold(torch.ones(2), -0.1), ValueError, "threshold"),
+        (lambda: lasso(X, y, -0.1), ValueError, "omega"),
+        (lambda: lasso(X, y[:3], 0.1), ValueError, "y"),
+        (lambda: lasso(X[:, 0], y, 0.1), ValueError, "X"),
+        (lambda: lasso(X, y, 0.1, steps=0), ValueError, "steps"),
+        (lambda: lasso(X, y, 0.1, tol=-1.0), ValueError, "tol"),
+        (lambda: lasso(X.numpy(), y, 0.1), TypeError, "X"),
+        (lambda: k_folds(10, 1), ValueError, "k"),
+        (lambda: k_folds(3, 4), ValueError, "k must be at most N"),
+        (lambda: k_folds(0, 2), ValueError, "N"),
+        (lambda: k_folds(10, 2.5), TypeError, "k"),
+        (lambda: k_folds(10, 2, shuffle=1), TypeError, "shuffle"),
+        (lambda: k_folds(10, 2, seed=-1), ValueError, "seed"),
+        (lambda: cross_validate(X, y[:3], ridge, ridge), ValueError, "X and y"),
+        (lambda: cross_validate(X, y, "ridge", ridge), TypeError, "fit"),
+        (lambda: cross_validate(X, y, ridge, None), TypeError, "error"),
     ])
