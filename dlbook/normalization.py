@@ -148,7 +148,7 @@ def layer_norm(
     bias: torch.Tensor | None = None,
     eps: float = 1e-5,
 ) -> torch.Tensor:
-    """Normalize each example of ``x`` (B, *normalized_shape) over its trailing dimensions, like ``F.layer_norm``."""
+    """Layer norm of ``x``, shape ``(B, *normalized_shape)``, over its trailing axes (as ``F.layer_norm``)."""
     x = check.floating("x", x)
     shape = tuple(normalized_shape)
     if len(shape) == 0 or x.dim() <= len(shape) or tuple(x.shape[-len(shape):]) != shape:

@@ -243,7 +243,7 @@ def test_every_converted_chapter_runs_top_to_bottom_without_the_build_tools(buil
 
 # --- the Binder environment -------------------------------------------------------------
 
-BUILD_AND_TEST_TOOLS = {"jupyter-book", "nbconvert", "django-static-mathjax", "pytest", "playwright"}
+BUILD_AND_TEST_TOOLS = {"jupyter-book", "nbconvert", "django-static-mathjax", "pytest", "playwright", "nltk"}
 
 
 def _requirements(path: Path) -> dict[str, str]:
