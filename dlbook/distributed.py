@@ -30,11 +30,11 @@ import shutil
 import socket
 import tempfile
 import time
-import traceback
-from multiprocessing.connection import wait
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
+from traceback import format_exc
 from typing import Any
 
 import torch
@@ -80,7 +80,7 @@ def _worker(rank: int, nprocs: int, port: int, folder: str, fn: Callable[..., An
         torch.save(result, out / f"{rank}.partial")
         os.replace(out / f"{rank}.partial", out / f"{rank}.pt")  # the parent never sees half a file
     except BaseException:
-        (out / f"{rank}.error").write_text(traceback.format_exc())
+        (out / f"{rank}.error").write_text(format_exc())
         raise SystemExit(1)
 
 
