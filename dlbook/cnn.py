@@ -14,7 +14,8 @@ widths and depths until it trains on the glyphs data set in seconds on a CPU:
   loader ``glyphnet`` is in ``dlbook.pretrained``.
 
 ``shift_rotate``, ``random_shift_rotate`` and ``Augmented`` are the on-the-fly
-data augmentation measured in the LeNet chapter.
+data augmentation measured in the LeNet chapter; ``saliency_map`` and
+``occlusion_map`` show there what a trained network looks at.
 
 Every model is a ``CNNClassifier``: ``features`` then ``head``. Its forward pass
 checks the images' shape and converts a float64 batch to the model's dtype.
@@ -44,6 +45,7 @@ __all__ = [
     "InceptionConfig", "conv_bn_relu", "InceptionBlock", "Inception",
     "ResNetConfig", "ConvResidualBlock", "BottleneckBlock", "ResNet", "GlyphNetConfig", "GlyphNet",
     "layer_windows", "shift_rotate", "random_shift_rotate", "Augmented",
+    "saliency_map", "occlusion_map",
 ]
 
 
@@ -588,3 +590,54 @@ class GlyphNet(CNNClassifier):
     def feature_dim(self) -> int:
         """Length of the feature vector that ``features`` returns."""
         return self.config.channels[2]
+
+
+def _eval_model_and_targets(model: object, x: object, y: object) -> tuple[nn.Module, int]:
+    """The model (in eval mode) and the batch size, after checking ``x`` (B, C, H, W) and ``y`` (B,)."""
+    model = check.module("model", model)
+    if model.training:
+        raise ValueError("model must be in eval mode (call model.eval()): in training mode, dropout "
+                         "and batch statistics make one image's score depend on chance or on the others")
+    B = check.expect_shape(check.floating("x", x), "B C H W", "x")["B"]
+    check.labels("y", y)
+    check.expect_shape(y, "B", "y", B=B)
+    return model, B
+
+
+def saliency_map(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Gradient saliency of each image's class-``y`` score: (B, C, H, W) -> (B, H, W), max of |gradient| over channels."""
+    model, _ = _eval_model_and_targets(model, x, y)
+    x = x.detach().requires_grad_(True)
+    scores = model(x).gather(1, y.to(x.device)[:, None])  # (B, 1): s_y of each image
+    # image b's score depends on image b's pixels only, so the gradient of the sum holds each one's own
+    (grad,) = torch.autograd.grad(scores.sum(), x)  # (B, C, H, W)
+    # saliency_ij = max over channels c of |d s_y / d x_cij|
+    return grad.abs().amax(dim=1)  # (B, H, W)
+
+
+def occlusion_map(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, patch: int = 5,
+                  value: float = 0.0, batch_size: int = 256) -> torch.Tensor:
+    """Drop of each image's class-``y`` score when the patch × patch square centred on each pixel is set to ``value``.
+
+    (B, C, H, W) -> (B, H, W); ``patch`` is odd, and squares are cut off at the border.
+    """
+    model, B = _eval_model_and_targets(model, x, y)
+    patch = check.positive_int("patch", patch)
+    if patch % 2 == 0:
+        raise ValueError(f"patch must be odd, so that a square has a centre pixel, got {patch}")
+    _, _, H, W = x.shape
+    r = patch // 2
+    rows, cols = torch.arange(H, device=x.device), torch.arange(W, device=x.device)
+    near_row = (rows[:, None] - rows[None, :]).abs() <= r  # (H, H): a square centred on row i covers row p
+    near_col = (cols[:, None] - cols[None, :]).abs() <= r  # (W, W)
+    # masks[i W + j] is the square centred on pixel (i, j)
+    masks = (near_row[:, None, :, None] & near_col[None, :, None, :]).reshape(H * W, 1, H, W)
+    drops = []
+    with torch.no_grad():
+        for b in range(B):
+            c = int(y[b])
+            occluded = torch.where(masks, value, x[b])  # (H W, C, H, W): one copy per square
+            scores = torch.cat([model(chunk)[:, c] for chunk in occluded.split(batch_size)])  # (H W,)
+            # delta_ij = s_y(x) - s_y(x with the square at (i, j) set to value)
+            drops.append(model(x[b:b + 1])[0, c] - scores)
+    return torch.stack(drops).reshape(B, H, W)

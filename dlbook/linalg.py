@@ -3,7 +3,8 @@
 Solving ``A x = b`` by Gaussian elimination with partial pivoting, and the
 inverse by solving for every column of the identity. The book checks both
 against ``torch.linalg``; real code should call ``torch.linalg.solve``, which
-does the same thing (an LU factorization) in optimized, batched form.
+does the same thing (an LU factorization) in optimized, batched form. Last,
+the best rank-k approximation of a matrix by its truncated SVD.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from dlbook import _checks as check
 
-__all__ = ["solve", "inverse", "lp_norm"]
+__all__ = ["solve", "inverse", "lp_norm", "low_rank"]
 
 
 def solve(A: torch.Tensor, b: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
@@ -67,3 +68,16 @@ def lp_norm(x: torch.Tensor, p: float = 2.0) -> torch.Tensor:
         return x.max()
     # ||x||_p = (sum_i |x_i|^p)^(1/p)
     return (x**p).sum() ** (1.0 / p)
+
+
+def low_rank(A: torch.Tensor, k: int) -> torch.Tensor:
+    """The best rank-k approximation of ``A``, shape ``(m, n)``, by the truncated SVD."""
+    sizes = check.expect_shape(check.finite("A", A), "m n", "A")
+    r = min(sizes["m"], sizes["n"])
+    k = check.positive_int("k", k)
+    if k > r:
+        raise ValueError(f"k must be at most min(m, n) = {r} for A of shape {tuple(A.shape)}, "
+                         f"got {k}")
+    U, S, Vh = torch.linalg.svd(A, full_matrices=False)  # (m, r), (r,), (r, n)
+    # A_k = sum_{i <= k} sigma_i u_i v_i^T = U_k diag(sigma_1, ..., sigma_k) V_k^T
+    return (U[:, :k] * S[:k]) @ Vh[:k]  # (m, k) scaled per column, @ (k, n) -> (m, n)

@@ -2,16 +2,20 @@
 
 Discrete distributions are probability vectors along the last axis. The
 Gaussian KL divergence in closed form is used again by the variational
-autoencoder (Part 10).
+autoencoder (Part 10). The multivariate Gaussian's log density and sampler
+both go through the Cholesky factor of the covariance.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from dlbook import _checks as check
 
-__all__ = ["entropy", "cross_entropy", "kl_divergence", "gaussian_kl"]
+__all__ = ["entropy", "cross_entropy", "kl_divergence", "gaussian_kl",
+           "gaussian_log_density", "sample_gaussian"]
 
 
 def _distribution(name: str, p: object, atol: float = 1e-6) -> torch.Tensor:
@@ -82,3 +86,44 @@ def gaussian_kl(
     terms = torch.log(var_q / var_p) + (var_p + (mu_p - mu_q) ** 2) / var_q - 1
     return 0.5 * terms.sum(dim=-1)
 
+
+
+def _mean_and_cholesky(mu: object, Sigma: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mu``, shape ``(D,)``, and the lower-triangular ``L`` (``(D, D)``, ``L L^T = Sigma``)."""
+    D = check.expect_shape(check.finite("mu", mu), "D", "mu")["D"]
+    check.expect_shape(check.finite("Sigma", Sigma), "D D", "Sigma", D=D)
+    if not torch.allclose(Sigma, Sigma.T):
+        raise ValueError("Sigma must be symmetric (a covariance matrix), got Sigma != Sigma^T")
+    L, info = torch.linalg.cholesky_ex(Sigma)
+    if info.item() != 0:
+        raise ValueError("Sigma must be positive definite (a covariance matrix), "
+                         "but its Cholesky factorization failed")
+    return mu, L
+
+
+def gaussian_log_density(x: torch.Tensor, mu: torch.Tensor, Sigma: torch.Tensor) -> torch.Tensor:
+    """Log density of ``N(mu, Sigma)`` at ``x``: ``(..., D) -> (...)``, ``Sigma`` ``(D, D)``."""
+    mu, L = _mean_and_cholesky(mu, Sigma)
+    D = mu.shape[0]
+    x = check.finite("x", x)
+    if x.dim() == 0 or x.shape[-1] != D:
+        raise ValueError(f"expected x of shape (..., {D}), got {tuple(x.shape)}")
+    diff = (x - mu).reshape(-1, D)  # (M, D), M points
+    # w = L^{-1} (x - mu); Sigma^{-1} = L^{-T} L^{-1}, so |w|^2 = (x - mu)^T Sigma^{-1} (x - mu)
+    w = torch.linalg.solve_triangular(L, diff.T, upper=False).T  # (D, D) solve (D, M) -> (M, D)
+    # log det Sigma = log det(L L^T) = 2 sum_i log L_ii
+    log_det = 2 * torch.log(torch.diagonal(L)).sum()
+    # log p(x) = -1/2 (D log(2 pi) + log det Sigma + |w|^2)
+    log_p = -0.5 * (D * math.log(2 * math.pi) + log_det + (w**2).sum(dim=1))  # (M,)
+    return log_p.reshape(x.shape[:-1])
+
+
+def sample_gaussian(
+    mu: torch.Tensor, Sigma: torch.Tensor, n: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``n`` draws from ``N(mu, Sigma)``, shape ``(n, D)``: ``x = mu + L z``, ``z ~ N(0, I)``."""
+    mu, L = _mean_and_cholesky(mu, Sigma)
+    n = check.positive_int("n", n)
+    z = torch.randn(n, mu.shape[0], dtype=mu.dtype, generator=generator).to(mu.device)  # (n, D)
+    # x = mu + L z for every row z: Cov[x] = L I L^T = Sigma
+    return mu + z @ L.T  # (n, D) @ (D, D) -> (n, D)

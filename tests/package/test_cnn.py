@@ -313,3 +313,79 @@ def test_augmentation_bad_inputs() -> None:
         (lambda: random_shift_rotate(x, 1.0, float("nan")), ValueError, "max_degrees"),
         (lambda: Augmented([], 1.0, 5.0, seed=-1), ValueError, "seed"),
     ])
+
+
+from dlbook.cnn import occlusion_map, saliency_map  # noqa: E402
+
+
+def _small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 2, 8, 8) -> (B, 4, 4, 4)
+        nn.Flatten(), nn.Linear(64, 5),
+    ).double().eval()
+
+
+def test_saliency_matches_finite_differences_and_channel_max() -> None:
+    model = _small_cnn()
+    x = torch.rand(3, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 4, 2])
+    s = saliency_map(model, x, y)
+    assert s.shape == (3, 8, 8)
+    h = 1e-6
+    for b in range(3):
+        for c, i, j in [(0, 1, 2), (1, 5, 5), (0, 7, 0), (1, 3, 6)]:
+            grads = []
+            for channel in range(2):
+                up, down = x[b:b + 1].clone(), x[b:b + 1].clone()
+                up[0, channel, i, j] += h
+                down[0, channel, i, j] -= h
+                grads.append(((model(up) - model(down))[0, y[b]] / (2 * h)).abs().item())
+            # max over channels of |d s_y / d x|, by central differences
+            assert s[b, i, j].item() == pytest.approx(max(grads), rel=1e-5, abs=1e-9)
+    # one image at a time gives the same maps: no cross-talk in the batch
+    torch.testing.assert_close(torch.cat([saliency_map(model, x[b:b + 1], y[b:b + 1]) for b in range(3)]), s)
+
+
+def test_occlusion_matches_a_loop() -> None:
+    model = _small_cnn()
+    x = torch.rand(2, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([1, 3])
+    for patch, value in [(3, 0.0), (5, 0.5), (1, -1.0)]:
+        got = occlusion_map(model, x, y, patch=patch, value=value, batch_size=7)
+        r = patch // 2
+        with torch.no_grad():
+            for b in range(2):
+                base = model(x[b:b + 1])[0, y[b]]
+                for i in range(8):
+                    for j in range(8):
+                        z = x[b:b + 1].clone()
+                        z[:, :, max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1] = value
+                        assert got[b, i, j].item() == pytest.approx((base - model(z)[0, y[b]]).item(), abs=1e-12)
+
+
+def test_occlusion_of_a_linear_model_is_gradient_times_removed_input() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 3)).double().eval()
+    x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    y = torch.tensor([2])
+    w = model[1].weight[2].detach().reshape(6, 6)  # d s_2 / d x
+    drop = occlusion_map(model, x, y, patch=3, value=0.25)[0]
+    # for a linear score, delta_ij = sum over the square of w (x - value)
+    contribution = F.pad(w * (x[0, 0] - 0.25), (1, 1, 1, 1))  # zero outside the image
+    expected = F.avg_pool2d(contribution[None, None], 3, stride=1)[0, 0] * 9  # (6, 6) sums over 3x3 squares
+    torch.testing.assert_close(drop, expected)
+    torch.testing.assert_close(saliency_map(model, x, y)[0], w.abs())
+
+
+def test_saliency_and_occlusion_bad_inputs() -> None:
+    model, x, y = _small_cnn(), torch.rand(2, 2, 8, 8, dtype=torch.float64), torch.tensor([0, 1])
+    check_bad_inputs([
+        (lambda: saliency_map(model.train(), x, y), ValueError, "eval"),
+        (lambda: saliency_map(model.eval(), x[0], y), ValueError, "x"),
+        (lambda: saliency_map(model.eval(), x, y.double()), TypeError, "y"),
+        (lambda: saliency_map(model.eval(), x, torch.tensor([0, 1, 2])), ValueError, "y"),
+        (lambda: occlusion_map(model.eval(), x, y, patch=4), ValueError, "patch"),
+        (lambda: occlusion_map(model.eval(), x, y, patch=0), ValueError, "patch"),
+        (lambda: occlusion_map("model", x, y), TypeError, "model"),
+    ])

@@ -187,3 +187,42 @@ def test_every_pages_cells_and_their_metadata_parse():
         source = _source(name)
         if source.suffix == ".md" and _has_code(name):
             ext.code_cells(source.read_text())  # raises MystMetadataParsingError on bad metadata
+
+
+def _prose_lines(text: str):
+    """(line number, line) of a page's Markdown, outside code cells, fences and display math."""
+    fence, display = None, False
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if fence:
+            if stripped.startswith(fence) and stripped.strip("`~") == "":
+                fence = None
+            continue
+        match = re.match(r"(`{3,}|~{3,})", stripped)
+        if match and not stripped.startswith("````{dropdown}"):
+            fence = match.group(1)
+            continue
+        if stripped.startswith("$$"):
+            display = not display or stripped != "$$" and stripped.count("$$") == 2
+            continue
+        if not display:
+            yield number, line
+
+
+def test_no_line_of_inline_math_starts_like_a_list_item():
+    """Markdown reads a line starting with '+ ', '- ' or '* ' as a new list item, which cuts an
+    inline $...$ that spans lines in two and leaves raw TeX on the page."""
+    bad = []
+    for name in toc_files():
+        source = _source(name)
+        open_math = False
+        for number, line in _prose_lines(source.read_text()):
+            if open_math and re.match(r"\s*[-+*]\s", line):
+                bad.append(f"{source.relative_to(ROOT)}:{number}: {line.strip()[:60]!r}")
+            # count unescaped single dollars ($$ handled above) to know whether math is open
+            dollars = len(re.findall(r"(?<![\\$])\$(?!\$)", line))
+            if dollars % 2:
+                open_math = not open_math
+            if not line.strip():
+                open_math = False
+    assert not bad, bad
