@@ -605,7 +605,10 @@ def _eval_model_and_targets(model: object, x: object, y: object) -> tuple[nn.Mod
 
 
 def saliency_map(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Gradient saliency of each image's class-``y`` score: (B, C, H, W) -> (B, H, W), max of |gradient| over channels."""
+    """Gradient saliency of each image's class-``y`` score, (B, C, H, W) -> (B, H, W).
+
+    Each pixel gets the largest absolute gradient over its channels.
+    """
     model, _ = _eval_model_and_targets(model, x, y)
     x = x.detach().requires_grad_(True)
     scores = model(x).gather(1, y.to(x.device)[:, None])  # (B, 1): s_y of each image
