@@ -378,6 +378,14 @@ class ResNetConfig:
         check.positive_int("ResNetConfig.blocks_per_stage", self.blocks_per_stage)
 
 
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The identity, or a 1×1 projection with batch norm when the width or the stride changes."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                         nn.BatchNorm2d(out_channels))
+
+
 class ConvResidualBlock(nn.Module):
     """The basic block of ResNet: relu(shortcut(x) + BN(conv(relu(BN(conv(x)))))).
 
@@ -394,12 +402,7 @@ class ConvResidualBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """The learned change F(x): conv, batch norm, ReLU, conv, batch norm."""
@@ -432,12 +435,7 @@ class BottleneckBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(mid_channels)
         self.expand = nn.Conv2d(mid_channels, out_channels, 1, bias=False)  # m -> C_out, per pixel
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
+        self.shortcut = _shortcut(in_channels, out_channels, stride)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x): the 3×3 convolution works on the m reduced channels only."""
