@@ -883,10 +883,12 @@ class BuildReportDirective(SphinxDirective):
     """``dlbook-build-report``: a table of every executed page."""
 
     def run(self) -> list[nodes.Node]:
+        from myst_nb.ext.execution_tables import METADATA_KEY
         from myst_nb.sphinx_ import NbMetadataCollector
 
-        # myst-nb re-writes documents carrying this key whenever a page executed.
-        NbMetadataCollector.set_doc_data(self.env, self.env.docname, "exec_table", True)
+        # MyST-NB writes a document carrying its execution-table key again whenever
+        # any page was read, so the table never shows an earlier build's times.
+        NbMetadataCollector.set_doc_data(self.env, self.env.docname, METADATA_KEY, True)
         return [BuildReportNode()]
 
 

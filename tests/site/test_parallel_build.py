@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.test_book_build import _load_extension, _scratch_book, run_build
+from tests.site.test_book_build import _executed, _load_extension, _scratch_book, run_build
 
 # Numbers that depend on the order of floating-point reductions, so a change in
 # threads or in how pages are scheduled would show.
@@ -156,3 +156,24 @@ def test_worker_count_comes_from_dlbook_jobs(monkeypatch):
     monkeypatch.setenv("DLBOOK_JOBS", "two")
     with pytest.raises(ValueError, match="DLBOOK_JOBS"):
         ext.workers()
+
+
+@pytest.mark.build
+def test_the_report_is_rewritten_when_a_page_executes_again(tmp_path):
+    """An incremental build that executes one page updates the report page too:
+    its table and summary describe this build, not the one that wrote it first."""
+    root = _book(tmp_path, "incremental")
+    first = run_build(root, jobs=2)
+    assert first.returncode == 0, first.stdout + first.stderr
+    report_path = root / "_build" / "html" / "report.html"
+    assert "it executed 3 pages" in report_path.read_text()
+
+    page = root / "matmul.md"
+    page.write_text(page.read_text().replace("manual_seed(1)", "manual_seed(2)"))
+    again = run_build(root, jobs=2)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log
+    assert _executed(log) == {"matmul"}, log
+    report = report_path.read_text()
+    assert "it executed 1 page " in report, report
+    assert report.count("this build") == 1 and report.count("cache of an earlier build") == 2, report
