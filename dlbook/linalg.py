@@ -4,18 +4,21 @@ Solving ``A x = b`` by Gaussian elimination with partial pivoting, and the
 inverse by solving for every column of the identity. The book checks both
 against ``torch.linalg``; real code should call ``torch.linalg.solve``, which
 does the same thing (an LU factorization) in optimized, batched form. Last,
-the best rank-k approximation of a matrix by its truncated SVD.
+the best rank-k approximation of a matrix by its truncated SVD. Before all
+that, how a tensor lies in memory: the row-major strides of a shape, and the
+shape that broadcasting gives to tensors of several shapes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from dlbook import _checks as check
 
-__all__ = ["solve", "inverse", "lp_norm", "low_rank"]
+__all__ = ["solve", "inverse", "lp_norm", "low_rank", "row_major_strides", "broadcast_shapes"]
 
 
 def solve(A: torch.Tensor, b: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
@@ -81,3 +84,44 @@ def low_rank(A: torch.Tensor, k: int) -> torch.Tensor:
     U, S, Vh = torch.linalg.svd(A, full_matrices=False)  # (m, r), (r,), (r, n)
     # A_k = sum_{i <= k} sigma_i u_i v_i^T = U_k diag(sigma_1, ..., sigma_k) V_k^T
     return (U[:, :k] * S[:k]) @ Vh[:k]  # (m, k) scaled per column, @ (k, n) -> (m, n)
+
+
+def _shape(name: str, shape: object) -> tuple[int, ...]:
+    """``shape`` as a tuple of non-negative ints (a tuple, list or ``torch.Size``)."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of ints, got {type(shape).__name__} {shape!r}")
+    return tuple(check.nonnegative_int(f"{name}[{axis}]", size) for axis, size in enumerate(shape))
+
+
+def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides, in elements, of a contiguous (row-major) tensor of this shape."""
+    shape = _shape("shape", shape)
+    strides = [1] * len(shape)
+    for j in range(len(shape) - 2, -1, -1):
+        # s_j = n_(j+1) s_(j+1): the product of the sizes of all later axes (a size 0
+        # counts as 1, as in PyTorch, so that the strides of an empty tensor stay positive)
+        strides[j] = max(shape[j + 1], 1) * strides[j + 1]
+    return tuple(strides)
+
+
+def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
+    """The shape that tensors of the given shapes broadcast to (sizes aligned from the right)."""
+    result: tuple[int, ...] = ()
+    for number, shape in enumerate(shapes):
+        shape = _shape(f"shapes[{number}]", shape)
+        k = max(len(result), len(shape))
+        # missing leading axes count as size 1
+        a = (1,) * (k - len(result)) + result
+        b = (1,) * (k - len(shape)) + shape
+        sizes = []
+        for axis, (n_a, n_b) in enumerate(zip(a, b)):
+            if n_a != n_b and 1 not in (n_a, n_b):
+                before = "shapes[0]" if number == 1 else f"shapes[0] to shapes[{number - 1}] together"
+                raise ValueError(
+                    f"shapes[{number}] = {shape} does not broadcast with {result} (the shape of "
+                    f"{before}): axis {axis - k} has sizes {n_b} and {n_a}, which must be equal or "
+                    f"one of them 1")
+            # equal sizes stay; otherwise the size that is not 1 wins
+            sizes.append(n_b if n_a == 1 else n_a)
+        result = tuple(sizes)
+    return result

@@ -1,7 +1,8 @@
-"""Part 1, "Tensors and linear algebra": eigendecomposition, definiteness, the SVD and low rank.
+"""Part 1, "Tensors and linear algebra": strides, broadcasting, eigendecomposition, the SVD.
 
-The solver and the norms are tested in ``test_foundations.py``; this file tests
-the claims of the page's last section against ``torch.linalg``.
+The solver and the norms are tested in ``test_foundations.py``; this file tests the
+row-major strides and the broadcasting rule against PyTorch, and the claims of the
+page's last section against ``torch.linalg``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlbook.linalg import inverse, low_rank
+from dlbook.linalg import broadcast_shapes, inverse, low_rank, row_major_strides
 from tests.helpers import check_bad_inputs
 
 f64 = torch.float64
@@ -93,4 +94,77 @@ def test_bad_inputs_low_rank():
         (lambda: low_rank(A, 4), ValueError, "k"),
         (lambda: low_rank(A, 1.5), TypeError, "k"),
         (lambda: low_rank(A, True), TypeError, "k"),
+    ])
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (2, 3), (4, 1, 5), (2, 3, 4, 5), (3, 0, 2), (0,), (1, 1, 1)])
+def test_row_major_strides_match_a_new_torch_tensor(shape):
+    assert row_major_strides(shape) == torch.empty(shape).stride()
+    assert row_major_strides(list(shape)) == row_major_strides(torch.Size(shape))
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 3), (4, 1, 5), (2, 3, 4, 5)])
+def test_flat_index_with_our_strides_finds_every_element(shape):
+    # pos(i_1, ..., i_k) = sum_j i_j s_j in a tensor that holds 0, 1, 2, ... in row-major order
+    x = torch.arange(torch.Size(shape).numel()).reshape(shape)
+    grids = torch.meshgrid(*[torch.arange(n) for n in shape], indexing="ij")
+    index = torch.stack(grids, dim=-1).reshape(-1, len(shape))  # (numel, k)
+    position = index @ torch.tensor(row_major_strides(shape))
+    assert torch.equal(x[tuple(index.T)], position)
+
+
+def _random_shapes(gen: torch.Generator, count: int) -> list[tuple[int, ...]]:
+    shapes = []
+    for _ in range(count):
+        k = int(torch.randint(0, 5, (), generator=gen))
+        shapes.append(tuple(torch.randint(0, 4, (k,), generator=gen).tolist()))
+    return shapes
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4])
+def test_broadcast_shapes_matches_torch_including_failures(count):
+    gen = torch.Generator().manual_seed(count)
+    outcomes = set()
+    for _ in range(300):
+        shapes = _random_shapes(gen, count)
+        try:
+            expected = tuple(torch.broadcast_shapes(*shapes))
+        except RuntimeError:
+            with pytest.raises(ValueError, match="must be equal or one of them 1"):
+                broadcast_shapes(*shapes)
+            outcomes.add("incompatible")
+            continue
+        assert broadcast_shapes(*shapes) == expected, shapes
+        outcomes.add("broadcast")
+    assert outcomes == ({"broadcast"} if count < 2 else {"broadcast", "incompatible"})
+
+
+@pytest.mark.parametrize("shapes", [[(3, 1), (1, 4)], [(5, 1, 2), (3, 1)], [(2,), (4, 3, 1)], [(1,), (2, 1, 3)]])
+def test_broadcast_shapes_is_the_shape_of_an_elementwise_result(shapes):
+    tensors = [torch.ones(shape) for shape in shapes]
+    result = tensors[0] + tensors[1]
+    assert broadcast_shapes(*shapes) == tuple(result.shape)
+    # broadcasting is expand (stride 0 along stretched axes, no copy) followed by the operation
+    expanded = [t.expand(result.shape) for t in tensors]
+    assert all(e.data_ptr() == t.data_ptr() for e, t in zip(expanded, tensors))
+    assert torch.equal(expanded[0] + expanded[1], result)
+
+
+def test_broadcast_shapes_names_the_axis_and_both_sizes():
+    with pytest.raises(ValueError, match=r"shapes\[1\] = \(4,\).*axis -1 has sizes 4 and 3"):
+        broadcast_shapes((2, 3), (4,))
+    with pytest.raises(ValueError, match=r"shapes\[2\].*\(5, 2, 3\).*axis -2 has sizes 4 and 2"):
+        broadcast_shapes((2, 3), (5, 1, 1), (4, 1))
+
+
+def test_bad_inputs_strides_and_broadcasting():
+    check_bad_inputs([
+        (lambda: row_major_strides(6), TypeError, "shape"),
+        (lambda: row_major_strides("23"), TypeError, "shape"),
+        (lambda: row_major_strides((2, -1)), ValueError, "shape[1]"),
+        (lambda: row_major_strides((2, 3.0)), TypeError, "shape[1]"),
+        (lambda: broadcast_shapes((2, 3), 3), TypeError, "shapes[1]"),
+        (lambda: broadcast_shapes((True, 3)), TypeError, "shapes[0][0]"),
+        (lambda: broadcast_shapes((2,), (1, -2)), ValueError, "shapes[1][1]"),
+        (lambda: broadcast_shapes((2, 3), (2, 4)), ValueError, "axis -1"),
     ])
