@@ -88,3 +88,93 @@ def test_bad_inputs():
         (lambda: plot.decision_boundary(half, X, y, margin=-0.5), ValueError, "margin"),
         (lambda: plot.decision_boundary(lambda g: g, X, y, resolution=5), ValueError, "predict"),  # scores, not labels
     ])
+
+
+def _edges(ax) -> int:
+    return sum(len(c.get_segments()) for c in ax.collections)
+
+
+def _count(ax, kind) -> int:
+    return sum(isinstance(p, kind) for p in ax.patches)
+
+
+def test_network_diagram_draws_one_edge_per_weight_and_one_circle_per_bias():
+    from dlbook.feedforward import count_parameters, mlp
+    from matplotlib.patches import Circle, Rectangle
+
+    model = mlp([3, 5, 4, 2])
+    ax = plot.network_diagram(model, max_nodes=None)
+    assert _count(ax, Rectangle) == 3  # the inputs
+    assert _count(ax, Circle) == 5 + 4 + 2  # the units
+    assert _edges(ax) == 3 * 5 + 5 * 4 + 4 * 2
+    assert _edges(ax) + _count(ax, Circle) == count_parameters(model)
+    assert not any(t.get_text() == r"$\vdots$" for t in ax.texts)
+    captions = [t.get_text() for t in ax.texts if "\n" in t.get_text()]
+    assert captions == ["input\n$d_{0} = 3$", "hidden layer 1\n$d_{1} = 5$",
+                        "hidden layer 2\n$d_{2} = 4$", "output\n$d_{3} = 2$"]
+    # a list of widths draws the same picture as the model
+    same = plot.network_diagram([3, 5, 4, 2], max_nodes=None)
+    assert (_edges(same), _count(same, Circle)) == (_edges(ax), _count(ax, Circle))
+
+
+def test_network_diagram_abbreviates_wide_layers():
+    from matplotlib.patches import Circle, Rectangle
+
+    ax = plot.network_diagram([64, 256, 10], max_nodes=6, labels=["x", "h", "z"])
+    assert _count(ax, Rectangle) == 6  # three first and three last inputs
+    assert _count(ax, Circle) == 6 + 6
+    assert _edges(ax) == 6 * 6 + 6 * 6
+    assert sum(t.get_text() == r"$\vdots$" for t in ax.texts) == 3
+    names = {t.get_text() for t in ax.texts}
+    assert {"$x_{1}$", "$x_{3}$", "$x_{62}$", "$x_{64}$", "$z_{1}$", "$z_{10}$"} <= names
+    assert "$x_{4}$" not in names and "$z_{4}$" not in names
+    assert {"x", "h", "z"} <= names
+    # a layer exactly at the cap is drawn in full
+    full = plot.network_diagram([2, 6], max_nodes=6)
+    assert _count(full, Circle) == 6 and not any(t.get_text() == r"$\vdots$" for t in full.texts)
+
+
+def test_perceptron_diagram_has_one_weighted_edge_per_parameter():
+    from dlbook.perceptron import Perceptron
+
+    for d in (1, 3, 6):
+        ax = plot.perceptron_diagram(d)
+        weights = [p for p in ax.patches if p.get_gid() == "weight"]
+        unit = Perceptron(d)
+        assert len(weights) == unit.w.numel() + unit.b.numel() == d + 1
+        names = {t.get_text() for t in ax.texts}
+        assert {f"$w_{{{i}}}$" for i in range(1, d + 1)} | {"$b$", "$1$", r"$\Sigma$"} <= names
+    wide = plot.perceptron_diagram(9)
+    names = {t.get_text() for t in wide.texts}
+    assert r"$\vdots$" in names and "$x_{9}$" in names and "$x_{5}$" not in names
+    assert sum(p.get_gid() == "weight" for p in wide.patches) == 5 + 1
+
+
+def test_diagrams_draw_into_a_given_axes():
+    fig, (left, right) = plt.subplots(1, 2)
+    assert plot.perceptron_diagram(2, ax=left) is left
+    assert plot.network_diagram([2, 3, 1], ax=right) is right
+
+
+def test_diagram_bad_inputs():
+    from torch import nn
+
+    broken = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2))
+    check_bad_inputs([
+        (lambda: plot.network_diagram([3]), ValueError, "sizes"),
+        (lambda: plot.network_diagram([3, 0, 2]), ValueError, "sizes[1]"),
+        (lambda: plot.network_diagram([3, 2.5]), TypeError, "sizes[1]"),
+        (lambda: plot.network_diagram([3, True]), TypeError, "sizes[1]"),
+        (lambda: plot.network_diagram("3, 2"), TypeError, "sizes"),
+        (lambda: plot.network_diagram(torch.tensor([3, 2])), TypeError, "sizes"),
+        (lambda: plot.network_diagram(nn.ReLU()), ValueError, "sizes"),
+        (lambda: plot.network_diagram(broken), ValueError, "sizes"),
+        (lambda: plot.network_diagram([3, 2], labels=["a"]), ValueError, "labels"),
+        (lambda: plot.network_diagram([3, 2], labels="ab"), TypeError, "labels"),
+        (lambda: plot.network_diagram([3, 2], max_nodes=1), ValueError, "max_nodes"),
+        (lambda: plot.network_diagram([3, 2], max_nodes=4.0), TypeError, "max_nodes"),
+        (lambda: plot.network_diagram([3, 2], ax="left"), TypeError, "ax"),
+        (lambda: plot.perceptron_diagram(0), ValueError, "num_inputs"),
+        (lambda: plot.perceptron_diagram(2.0), TypeError, "num_inputs"),
+        (lambda: plot.perceptron_diagram(2, ax=plt), TypeError, "ax"),
+    ])
