@@ -8,7 +8,10 @@ shrinks the weights at every step (``l2_penalty``). L1 regularization: its
 proximal step, soft thresholding (``soft_threshold``), and the lasso fitted by
 proximal gradient descent (``lasso``), which sets weights exactly to zero.
 Choosing the penalty without a validation set: k-fold cross-validation
-(``k_folds``, ``cross_validate``).
+(``k_folds``, ``cross_validate``). Measuring generalization: the bias and
+variance of a model's predictions over many training sets (``bias_variance``),
+and double descent with the minimum-norm least-squares solution
+(``min_norm_least_squares``) on random ReLU features (``random_features``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dlbook.data import Dataset, Split
 
 __all__ = [
     "true_curve", "curve_data", "polynomial_features", "ridge", "l2_penalty",
-    "soft_threshold", "lasso", "k_folds", "cross_validate",
+    "soft_threshold", "lasso", "k_folds", "cross_validate", "bias_variance",
+    "random_features", "min_norm_least_squares",
 ]
 
 
@@ -211,3 +215,63 @@ def cross_validate(
         errors.append(float(error(model, X[val], y[val])))
     # CV = 1/k sum_i error on fold i of the model fitted without fold i
     return torch.tensor(errors, dtype=torch.float64)
+
+
+def bias_variance(predictions: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared bias and variance at each test point of predictions from many training sets.
+
+    Shapes: ``predictions`` ``(S, M)``, one row per training set, one column per
+    test point; ``truth`` ``(M,)``, the noiseless target there. Returns two ``(M,)``
+    tensors whose sum is the mean over the rows of the squared error against ``truth``.
+
+    >>> bias_variance(torch.tensor([[1.0, 2.0], [3.0, 2.0]]), torch.tensor([1.0, 1.0]))
+    (tensor([1., 1.]), tensor([1., 0.]))
+    """
+    S, M = check.expect_shape(check.finite("predictions", predictions), "S M", "predictions").values()
+    check.expect_shape(check.finite("truth", truth), "M", "truth", M=M)
+    mean = predictions.mean(dim=0)  # (M,): the average model over training sets
+    # bias^2 = (mean_s f_s(x) - f(x))^2
+    bias2 = (mean - truth.to(predictions.dtype)) ** 2
+    # variance = mean_s (f_s(x) - mean_s f_s(x))^2, over S, not S - 1
+    variance = ((predictions - mean) ** 2).mean(dim=0)
+    return bias2, variance
+
+
+def random_features(x: torch.Tensor, D: int, *, seed: int = 0) -> torch.Tensor:
+    """``D`` random ReLU features ``relu(a_j^T x)`` of each input, fixed by ``seed``.
+
+    Shapes: ``x`` ``(N, d0)`` (or ``(N,)`` for one input), the result ``(N, D)``.
+    The directions ``a_j`` have independent normal entries of variance ``1/d0``;
+    the same ``seed`` gives the same features for training and test inputs, the
+    hidden layer of a two-layer network frozen at its random initialization.
+    """
+    x = check.finite("x", x)
+    x = x[:, None] if x.dim() == 1 else x  # (N,) -> (N, 1)
+    N, d0 = check.expect_shape(x, "N d0", "x").values()
+    D = check.positive_int("D", D)
+    seed = check.nonnegative_int("seed", seed)
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(d0, D, generator=gen, dtype=torch.float64) / math.sqrt(d0)  # (d0, D)
+    # phi_j(x) = max(0, a_j^T x)
+    return torch.relu(x @ A.to(dtype=x.dtype, device=x.device))  # (N, D)
+
+
+def min_norm_least_squares(X: torch.Tensor, y: torch.Tensor, *, rcond: float | None = None) -> torch.Tensor:
+    """The least-squares weights of smallest norm, ``X^+ y`` by the SVD: ``(N, D), (N,) -> (D,)``.
+
+    With independent columns (``D <= N``) it is the ordinary least-squares
+    solution; with ``D > N`` and independent rows it interpolates (``X w = y``)
+    and is the interpolant of smallest norm. Singular values below ``rcond``
+    times the largest are treated as zero (default: ``max(N, D)`` times the
+    machine epsilon of the dtype, as ``torch.linalg.pinv`` does).
+    """
+    N, D = check.expect_shape(check.finite("X", X), "N D", "X").values()
+    check.expect_shape(check.finite("y", y), "N", "y", N=N)
+    if rcond is None:
+        rcond = max(N, D) * torch.finfo(X.dtype).eps
+    rcond = check.nonnegative_float("rcond", rcond)
+    U, s, Vh = torch.linalg.svd(X, full_matrices=False)  # (N, r), (r,), (r, D) with r = min(N, D)
+    keep = s > rcond * s[0]
+    # w = sum over kept i of (u_i^T y / s_i) v_i
+    coefficients = torch.where(keep, (U.T @ y.to(X.dtype)) / torch.where(keep, s, 1.0), 0.0)  # (r,)
+    return Vh.T @ coefficients  # (D,)

@@ -14,12 +14,15 @@ from sklearn.model_selection import KFold, cross_val_score
 from dlbook.calculus import max_relative_error
 from dlbook.optim import SGD, Adam
 from dlbook.regularization import (
+    bias_variance,
     cross_validate,
     curve_data,
     k_folds,
     l2_penalty,
     lasso,
+    min_norm_least_squares,
     polynomial_features,
+    random_features,
     ridge,
     soft_threshold,
     true_curve,
@@ -323,4 +326,144 @@ def test_bad_inputs():
         (lambda: cross_validate(X, y[:3], ridge, ridge), ValueError, "X and y"),
         (lambda: cross_validate(X, y, "ridge", ridge), TypeError, "fit"),
         (lambda: cross_validate(X, y, ridge, None), TypeError, "error"),
+    ])
+
+
+def _wide_or_tall(seed, N, D):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(N, D, generator=gen, dtype=torch.float64),
+            torch.randn(N, generator=gen, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("shape", [(30, 8), (12, 12), (10, 25)])
+def test_min_norm_least_squares_is_the_pseudoinverse_solution(seed, shape):
+    X, y = _wide_or_tall(seed, *shape)
+    w = min_norm_least_squares(X, y)
+    assert max_relative_error(w, torch.linalg.pinv(X) @ y) < 1e-8
+    assert max_relative_error(w, torch.from_numpy(np.linalg.lstsq(X.numpy(), y.numpy(), rcond=None)[0])) < 1e-8
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_min_norm_least_squares_equals_lstsq_when_tall(seed):
+    X, y = _wide_or_tall(seed, 40, 7)
+    reference = torch.linalg.lstsq(X, y[:, None], driver="gelsd").solution[:, 0]
+    assert max_relative_error(min_norm_least_squares(X, y), reference) < 1e-10
+    assert max_relative_error(min_norm_least_squares(X, y), ridge(X, y, 0.0)) < 1e-10
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_min_norm_interpolant_is_the_shortest(seed):
+    """Wide X: w interpolates, and adding any null-space vector keeps X w = y but grows the norm."""
+    X, y = _wide_or_tall(seed, 10, 30)
+    w = min_norm_least_squares(X, y)
+    assert (X @ w - y).abs().max() < 1e-10
+    _, _, Vh = torch.linalg.svd(X)  # rows 10.. of Vh span the null space of X
+    gen = torch.Generator().manual_seed(100 + seed)
+    for _ in range(5):
+        v = Vh[10:].T @ torch.randn(20, generator=gen, dtype=torch.float64)
+        assert (X @ (w + v) - y).abs().max() < 1e-10
+        assert (w + v).norm() > w.norm()
+        # Pythagoras: w is orthogonal to the null space
+        assert abs((w + v).norm() ** 2 - w.norm() ** 2 - v.norm() ** 2) < 1e-9
+    # the limit of ridge as the penalty vanishes
+    assert max_relative_error(ridge(X, y, 1e-7), w) < 1e-5
+
+
+def test_min_norm_drops_tiny_singular_values():
+    X, y = _wide_or_tall(0, 20, 5)
+    X = torch.cat([X, X[:, :1]], dim=1)  # a repeated column: rank 5, not 6
+    w = min_norm_least_squares(X, y)
+    assert max_relative_error(w, torch.linalg.pinv(X) @ y) < 1e-8
+    assert abs(w[0] - w[5]) < 1e-10  # the norm is smallest when the copies share the weight
+
+
+def test_bias_variance_sums_to_mean_squared_error():
+    gen = torch.Generator().manual_seed(0)
+    P = torch.randn(50, 7, generator=gen, dtype=torch.float64) + 2.0
+    f = torch.randn(7, generator=gen, dtype=torch.float64)
+    bias2, variance = bias_variance(P, f)
+    assert torch.allclose(bias2 + variance, ((P - f) ** 2).mean(0), atol=1e-12)
+    assert torch.allclose(variance, torch.from_numpy(np.var(P.numpy(), axis=0)), atol=1e-12)
+    assert torch.allclose(bias2, (torch.from_numpy(np.mean(P.numpy(), axis=0)) - f) ** 2, atol=1e-12)
+
+
+def test_bias_variance_monte_carlo_matches_fresh_test_error():
+    """bias^2 + variance + sigma^2 equals a direct Monte Carlo estimate from other training sets."""
+    sigma, x = 0.3, torch.linspace(-1, 1, 41, dtype=torch.float64)
+    truth, X_test = true_curve(x), polynomial_features(x, 3)
+
+    def predictions(seeds):
+        fits = [curve_data(20, 1, 1, noise=sigma, seed=s) for s in seeds]
+        return torch.stack([X_test @ ridge(polynomial_features(d.train.X, 3), d.train.y, 0.0)
+                            for d in fits])
+
+    P = predictions(range(200))
+    bias2, variance = bias_variance(P, truth)
+    gen = torch.Generator().manual_seed(1)
+    other = predictions(range(1000, 1200))
+    errors = ((other - truth - sigma * torch.randn(other.shape, generator=gen, dtype=torch.float64)) ** 2).mean(1)
+    predicted = (bias2 + variance).mean().item() + sigma**2
+    # both sides are means over 200 independent training sets: combine their standard errors
+    se = ((errors.var() + ((P - truth) ** 2).mean(1).var()) / 200).sqrt().item()
+    assert abs(errors.mean().item() - predicted) < 4 * se
+    assert bias2.mean() < variance.mean()  # a cubic fits the curve; its error is mostly variance
+
+
+def test_random_features_are_reproducible_relus():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    F = random_features(x, 10, seed=4)
+    assert F.shape == (6, 10) and (F >= 0).all()
+    assert torch.equal(F, random_features(x, 10, seed=4))
+    assert not torch.equal(F, random_features(x, 10, seed=5))
+    # one example at a time gives the same features: they depend on the seed, not the batch
+    assert torch.allclose(torch.cat([random_features(x[i:i + 1], 10, seed=4) for i in range(6)]), F)
+    # positively homogeneous: phi(c x) = c phi(x) for c > 0
+    assert torch.allclose(random_features(2.5 * x, 10, seed=4), 2.5 * F)
+    assert random_features(torch.linspace(-1, 1, 5), 3).shape == (5, 3)
+
+
+def test_random_features_have_the_right_scale():
+    """With a ~ N(0, I/d0) and x ~ N(0, I), a^T x ~ N(0, |x|^2/d0), so E phi^2 = 1/2."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 20, generator=gen, dtype=torch.float64)
+    assert abs((random_features(x, 200, seed=1) ** 2).mean().item() - 0.5) < 0.05
+
+
+def test_double_descent_peak_and_ridge_removes_it():
+    """Min-norm test error on random features peaks where D = N; a ridge penalty flattens it."""
+    N, d0 = 30, 8
+    gen = torch.Generator().manual_seed(0)
+    beta = torch.randn(d0, generator=gen, dtype=torch.float64) / d0**0.5
+    x, x_test = (torch.randn(n, d0, generator=gen, dtype=torch.float64) for n in (N, 500))
+    y = x @ beta + 0.3 * torch.randn(N, generator=gen, dtype=torch.float64)
+
+    def error(D, fit):
+        w = fit(random_features(x, D, seed=1), y)
+        return ((random_features(x_test, D, seed=1) @ w - x_test @ beta) ** 2).mean().item()
+
+    min_norm = {D: error(D, min_norm_least_squares) for D in (10, 30, 300)}
+    ridged = {D: error(D, lambda F, y: ridge(F, y, 0.1)) for D in (10, 30, 300)}
+    assert min_norm[30] > 3 * max(min_norm[10], min_norm[300])
+    assert ridged[30] < max(ridged[10], ridged[300])  # no peak at D = N
+    assert ridged[30] < min_norm[30] / 3
+
+
+def test_new_functions_bad_inputs():
+    X, y = torch.randn(4, 6, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    check_bad_inputs([
+        (lambda: min_norm_least_squares(X, y[:3]), ValueError, "y"),
+        (lambda: min_norm_least_squares(X[0], y), ValueError, "X"),
+        (lambda: min_norm_least_squares(X.numpy(), y), TypeError, "X"),
+        (lambda: min_norm_least_squares(X, y, rcond=-1.0), ValueError, "rcond"),
+        (lambda: min_norm_least_squares(X, y.long()), TypeError, "y"),
+        (lambda: random_features(X, 0), ValueError, "D"),
+        (lambda: random_features(X, 3.0), TypeError, "D"),
+        (lambda: random_features(X, 3, seed=-1), ValueError, "seed"),
+        (lambda: random_features(torch.zeros(2, 2, 2), 3), ValueError, "x"),
+        (lambda: random_features(torch.arange(3), 3), TypeError, "x"),
+        (lambda: bias_variance(X, torch.zeros(5)), ValueError, "truth"),
+        (lambda: bias_variance(X[0], torch.zeros(6)), ValueError, "predictions"),
+        (lambda: bias_variance(X, torch.full((6,), float("nan"))), ValueError, "truth"),
     ])
