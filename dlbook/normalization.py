@@ -6,16 +6,25 @@
 drop-in for ``torch.nn.BatchNorm1d`` with the same parameter and buffer names.
 :class:`BatchNorm2d` normalizes each channel of an image batch over (B, H, W);
 :func:`layer_norm` and :func:`group_norm` normalize each example on its own.
+:func:`recompute_batch_norm_statistics` re-estimates the running statistics on
+new data without touching a weight, and :func:`freeze_batch_norm` keeps the
+batch-norm layers of a model on their running statistics while it is fine-tuned.
 """
 
 from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from dlbook import _checks as check
 
-__all__ = ["BatchNormFunction", "batch_norm", "BatchNorm1d", "BatchNorm2d", "layer_norm", "group_norm"]
+__all__ = [
+    "BatchNormFunction", "batch_norm", "BatchNorm1d", "BatchNorm2d", "layer_norm", "group_norm",
+    "batch_norm_layers", "recompute_batch_norm_statistics", "BatchNormFreeze", "freeze_batch_norm",
+]
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -189,6 +198,133 @@ def group_norm(
     if weight is not None:
         y = y * weight.reshape(per_channel)
     return y if bias is None else y + bias.reshape(per_channel)
+
+
+def batch_norm_layers(model: nn.Module) -> list[nn.Module]:
+    """The batch-norm layers of ``model`` that keep running statistics: torch's and dlbook's."""
+    check.module("model", model)
+    return [layer for layer in model.modules()
+            if isinstance(layer, (nn.modules.batchnorm._BatchNorm, BatchNorm1d))
+            and getattr(layer, "running_mean", None) is not None]
+
+
+# batch-norm layers currently held in evaluation mode by a BatchNormFreeze
+_FROZEN: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
+@torch.no_grad()
+def recompute_batch_norm_statistics(model: nn.Module, batches: Iterable[object]) -> int:
+    """Re-estimate every running mean and variance of ``model`` on ``batches``; no weight changes.
+
+    ``batches`` yields input tensors or ``(inputs, targets)`` pairs (the
+    targets are ignored). The running statistics are reset, then each
+    batch-norm layer sees every batch in training mode with momentum 1 / t at
+    the t-th batch, so it ends with the plain average of the T batch means and
+    of the T unbiased batch variances (what torch does with momentum=None).
+    The other layers (dropout) run in evaluation mode. Afterwards every module
+    has its training flag and every layer its momentum back; on an error the
+    statistics are restored too. Returns T, the number of batches.
+    """
+    layers = batch_norm_layers(model)
+    if not layers:
+        raise ValueError("model has no batch-norm layer with running statistics to recompute")
+    if any(layer in _FROZEN for layer in layers):
+        raise ValueError("model has batch-norm layers held by freeze_batch_norm; "
+                         "recompute the statistics before freezing, or remove the freeze first")
+    if isinstance(batches, (torch.Tensor, str)) or not isinstance(batches, Iterable):
+        raise TypeError("batches must be an iterable of input tensors or (inputs, targets) pairs, "
+                        f"got {type(batches).__name__}")
+    flags = {module: module.training for module in model.modules()}
+    momenta = {layer: layer.momentum for layer in layers}
+    saved = {layer: (layer.running_mean.clone(), layer.running_var.clone(),
+                     layer.num_batches_tracked.clone()) for layer in layers}
+    t = 0
+    try:
+        for layer in layers:
+            layer.running_mean.zero_()
+            layer.running_var.fill_(1.0)
+            layer.num_batches_tracked.zero_()
+        model.eval()
+        for layer in layers:
+            layer.train()
+        for t, batch in enumerate(batches, start=1):
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            check.tensor(f"batch {t} of batches", x)
+            for layer in layers:
+                # running <- (1 - 1/t) running + (1/t) batch statistic: the mean of the first t
+                layer.momentum = 1.0 / t
+            model(x)
+        if t == 0:
+            raise ValueError("batches yielded no batch: there is nothing to estimate the statistics from")
+    except BaseException:
+        for layer, (mean, var, count) in saved.items():
+            layer.running_mean.copy_(mean)
+            layer.running_var.copy_(var)
+            layer.num_batches_tracked.copy_(count)
+        raise
+    finally:
+        for layer, momentum in momenta.items():
+            layer.momentum = momentum
+        for module, flag in flags.items():
+            module.training = flag
+    return t
+
+
+class BatchNormFreeze:
+    """The handle :func:`freeze_batch_norm` returns: ``remove()`` it, or use it in a ``with`` block."""
+
+    def __init__(self, model: nn.Module, layers: list[nn.Module], freeze_affine: bool):
+        self.model, self.layers, self.freeze_affine = model, layers, freeze_affine
+        self._hooks = [layer.register_forward_pre_hook(self._stay_in_eval_mode) for layer in layers]
+        self._requires_grad = {p: p.requires_grad for layer in layers
+                               for p in (layer.weight, layer.bias) if p is not None}
+        for layer in layers:
+            layer.eval()
+            _FROZEN.add(layer)
+        if freeze_affine:
+            for p in self._requires_grad:
+                p.requires_grad_(False)
+
+    def remove(self) -> None:
+        """Undo the freeze: each layer follows the model's current mode and gets its gradients back."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        for p, flag in self._requires_grad.items():
+            p.requires_grad_(flag)
+        for layer in self.layers:
+            _FROZEN.discard(layer)
+            layer.train(self.model.training)
+
+    @staticmethod
+    def _stay_in_eval_mode(layer: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        """Forward pre-hook: whatever model.train() set, normalize with the running statistics."""
+        layer.training = False
+
+    def __enter__(self) -> BatchNormFreeze:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def freeze_batch_norm(model: nn.Module, *, freeze_affine: bool = False) -> BatchNormFreeze:
+    """Keep every batch-norm layer of ``model`` on its running statistics, even after ``model.train()``.
+
+    Each layer is put in evaluation mode and a forward pre-hook puts it back
+    there before every call, so ``dlbook.train.fit`` (which calls
+    ``model.train()`` every epoch) neither uses batch statistics nor updates
+    the running ones. With ``freeze_affine=True`` gamma and beta stop
+    receiving gradients too. Undo with the handle's ``remove()``, or write
+    ``with freeze_batch_norm(model): ...``.
+    """
+    layers = batch_norm_layers(model)
+    check.one_of("freeze_affine", freeze_affine, (True, False))
+    if not layers:
+        raise ValueError("model has no batch-norm layer with running statistics to freeze")
+    if any(layer in _FROZEN for layer in layers):
+        raise ValueError("model already has frozen batch-norm layers; remove that freeze first")
+    return BatchNormFreeze(model, layers, freeze_affine)
 
 
 def _check_batch(

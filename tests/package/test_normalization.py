@@ -253,3 +253,164 @@ def test_normalization_bad_inputs():
         (lambda: group_norm(torch.randn(4), 2), ValueError, "x"),
         (lambda: group_norm([1.0, 2.0], 1), TypeError, "x"),
     ])
+
+
+# --- running statistics on new data: recompute (AdaBN) and freeze ---------------------------
+
+import copy  # noqa: E402
+
+from dlbook.normalization import (  # noqa: E402
+    batch_norm_layers,
+    freeze_batch_norm,
+    recompute_batch_norm_statistics,
+)
+
+
+def _mixed_net():
+    """torch's and dlbook's batch norms, a dropout that must stay off during the recompute."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.ReLU(),
+                         nn.Linear(8, 4), BatchNorm1d(4)).double()
+
+
+def _batches(T=5, B=6, D=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(B, D, generator=g, dtype=torch.float64) * 2 + 1 for _ in range(T)]
+
+
+def test_recompute_equals_the_statistics_of_the_data():
+    net, batches = _mixed_net(), _batches()
+    weights = {k: v.clone() for k, v in net.named_parameters()}
+    assert recompute_batch_norm_statistics(net, [(x, None) for x in batches]) == len(batches)
+    with torch.no_grad():
+        z = torch.stack([net[0](x) for x in batches])  # (T, B, 8): what the first batch norm sees
+    # equal batches: the mean of the batch means is the mean of all the data
+    torch.testing.assert_close(net[2].running_mean, z.reshape(-1, 8).mean(0), atol=1e-12, rtol=0)
+    # torch stores the unbiased variance: the mean of the T unbiased batch variances
+    torch.testing.assert_close(net[2].running_var, z.var(dim=1, unbiased=True).mean(0), atol=1e-12, rtol=0)
+    assert net[2].num_batches_tracked.item() == len(batches)
+    for k, v in net.named_parameters():
+        assert torch.equal(v, weights[k]), f"{k} changed"
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_recompute_matches_torch_update_bn(conv):
+    """torch.optim.swa_utils.update_bn resets the statistics and averages with momentum=None."""
+    torch.manual_seed(1)
+    if conv:
+        ours = nn.Sequential(nn.Conv2d(2, 3, 3), BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 4, 3), BatchNorm2d(4)).double()
+        theirs = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).double()
+        g = torch.Generator().manual_seed(2)
+        batches = [torch.randn(B, 2, 7, 7, generator=g, dtype=torch.float64) + 3 for B in (2, 5, 3)]
+    else:
+        ours = nn.Sequential(nn.Linear(5, 8), BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4), BatchNorm1d(4)).double()
+        theirs = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4), nn.BatchNorm1d(4)).double()
+        batches = _batches(T=4, B=7)
+    theirs.load_state_dict(ours.state_dict())
+    recompute_batch_norm_statistics(ours, batches)
+    torch.optim.swa_utils.update_bn(batches, theirs)
+    for name, value in theirs.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], value, atol=1e-12, rtol=1e-10)
+
+
+def test_recompute_restores_flags_and_momenta():
+    net = _mixed_net()
+    net.train()
+    net[5].eval()
+    net[2].momentum = 0.3
+    flags = [m.training for m in net.modules()]
+    recompute_batch_norm_statistics(net, _batches())
+    assert [m.training for m in net.modules()] == flags
+    assert net[2].momentum == 0.3 and net[5].momentum == 0.1
+
+
+@pytest.mark.parametrize("layer", [nn.BatchNorm1d, BatchNorm1d])
+def test_running_mean_is_an_exponential_moving_average(layer):
+    """After t batches the source statistic keeps weight (1 - m)^t, batch s gets m (1 - m)^(t - s)."""
+    m, t = 0.1, 7
+    bn = layer(3, momentum=m).double()
+    r0 = torch.tensor([5.0, -2.0, 0.5], dtype=torch.float64)
+    bn.running_mean.copy_(r0)
+    batches = _batches(T=t, B=4, D=3, seed=3)
+    for x in batches:
+        bn(x)
+    closed_form = (1 - m) ** t * r0 + sum(m * (1 - m) ** (t - s) * x.mean(0) for s, x in enumerate(batches, start=1))
+    torch.testing.assert_close(bn.running_mean, closed_form, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("layer", [nn.BatchNorm1d, BatchNorm1d])
+def test_frozen_batch_norm_survives_train_and_keeps_its_statistics(layer):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), layer(6), nn.ReLU(), nn.Linear(6, 2)).double()
+    x = _batches(T=1, B=8, D=4)[0]
+    recompute_batch_norm_statistics(net, [x + 1])
+    stats = (net[1].running_mean.clone(), net[1].running_var.clone())
+    with torch.no_grad():
+        expected = net.eval()(x)
+    with freeze_batch_norm(net, freeze_affine=True):
+        net.train()  # what dlbook.train.fit does every epoch
+        y = net(x)
+        torch.testing.assert_close(y, expected)  # the running statistics, not the batch's
+        y.sum().backward()
+        assert net[1].weight.grad is None and net[1].bias.grad is None
+        assert net[0].weight.grad is not None
+        assert torch.equal(net[1].running_mean, stats[0]) and torch.equal(net[1].running_var, stats[1])
+    assert net[1].training and net[1].weight.requires_grad  # back to the model's mode
+    net(x)
+    assert not torch.equal(net[1].running_mean, stats[0])  # training mode updates them again
+
+
+def test_freeze_keeps_affine_trainable_by_default():
+    net = nn.Sequential(nn.Linear(4, 6), BatchNorm1d(6)).double()
+    freeze = freeze_batch_norm(net)
+    net.train()
+    net(_batches(T=1, B=8, D=4)[0]).sum().backward()
+    assert net[1].weight.grad is not None and not net[1].training
+    freeze.remove()
+    net.eval()
+    freeze_batch_norm(net).remove()
+    assert not net[1].training  # remove() follows the model's current mode
+
+
+def test_recompute_and_freeze_bad_inputs():
+    net, x = _mixed_net(), _batches(T=1)[0]
+    before = net[2].running_mean.clone()
+    check_bad_inputs([
+        (lambda: recompute_batch_norm_statistics(None, [x]), TypeError, "model"),
+        (lambda: recompute_batch_norm_statistics(nn.Linear(5, 2), [x]), ValueError, "batch-norm"),
+        (lambda: recompute_batch_norm_statistics(nn.BatchNorm1d(5, track_running_stats=False), [x]),
+         ValueError, "running statistics"),
+        (lambda: recompute_batch_norm_statistics(net, []), ValueError, "batches"),
+        (lambda: recompute_batch_norm_statistics(net, x), TypeError, "batches"),
+        (lambda: recompute_batch_norm_statistics(net, [x, [1.0, 2.0]]), TypeError, "batch 2"),
+        (lambda: recompute_batch_norm_statistics(net, [x, torch.randn(6, 4, dtype=torch.float64)]), RuntimeError, "shapes"),
+        (lambda: recompute_batch_norm_statistics(net, [x[:1]]), ValueError, "more than 1 value"),  # torch's layer
+        (lambda: recompute_batch_norm_statistics(net[4:], [torch.randn(1, 8, dtype=torch.float64)]), ValueError, "at least 2"),  # ours
+        (lambda: freeze_batch_norm(net, freeze_affine="yes"), ValueError, "freeze_affine"),
+        (lambda: freeze_batch_norm(nn.Linear(5, 2)), ValueError, "batch-norm"),
+        (lambda: batch_norm_layers([net]), TypeError, "model"),
+    ])
+    torch.testing.assert_close(net[2].running_mean, before)  # failed recomputes restore the statistics
+    with freeze_batch_norm(net):
+        check_bad_inputs([
+            (lambda: freeze_batch_norm(net), ValueError, "already"),
+            (lambda: recompute_batch_norm_statistics(net, [x]), ValueError, "freeze"),
+        ])
+    assert recompute_batch_norm_statistics(net, [x]) == 1
+
+
+def test_fit_with_frozen_batch_norm_leaves_the_statistics_and_trains_the_rest():
+    from dlbook.train import fit
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(2, 4, generator=g) + 3, torch.randint(0, 2, (2,), generator=g)) for _ in range(5)]
+    stats = (net[1].running_mean.clone(), net[1].running_var.clone())
+    first = net[0].weight.detach().clone()
+    with freeze_batch_norm(net):
+        fit(net, data, loss_fn=F.cross_entropy, epochs=2, device="cpu", progress="none",
+            optimizer=torch.optim.SGD(net.parameters(), lr=0.1))
+    assert torch.equal(net[1].running_mean, stats[0]) and torch.equal(net[1].running_var, stats[1])
+    assert net[1].num_batches_tracked.item() == 0
+    assert not torch.equal(net[0].weight, first)
