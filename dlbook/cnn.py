@@ -14,8 +14,8 @@ widths and depths until it trains on the glyphs data set in seconds on a CPU:
   loader ``glyphnet`` is in ``dlbook.pretrained``.
 
 ``shift_rotate``, ``random_shift_rotate`` and ``Augmented`` are the on-the-fly
-data augmentation measured in the LeNet chapter; ``saliency_map`` and
-``occlusion_map`` show there what a trained network looks at.
+data augmentation measured in the LeNet chapter; ``saliency_map``,
+``occlusion_map`` and ``grad_cam`` show there what a trained network looks at.
 
 Every model is a ``CNNClassifier``: ``features`` then ``head``. Its forward pass
 checks the images' shape and converts a float64 batch to the model's dtype.
@@ -45,7 +45,7 @@ __all__ = [
     "InceptionConfig", "conv_bn_relu", "InceptionBlock", "Inception",
     "ResNetConfig", "ConvResidualBlock", "BottleneckBlock", "ResNet", "GlyphNetConfig", "GlyphNet",
     "layer_windows", "shift_rotate", "random_shift_rotate", "Augmented",
-    "saliency_map", "occlusion_map",
+    "saliency_map", "occlusion_map", "grad_cam",
 ]
 
 
@@ -642,3 +642,51 @@ def occlusion_map(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, patch: 
             # delta_ij = s_y(x) - s_y(x with the square at (i, j) set to value)
             drops.append(model(x[b:b + 1])[0, c] - scores)
     return torch.stack(drops).reshape(B, H, W)
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layer: nn.Module, *,
+             average: bool = True, upsample: bool = True) -> torch.Tensor:
+    """Grad-CAM of each image's class-``y`` score at the output of ``layer``, a module inside ``model``.
+
+    (B, C, H, W) -> (B, H, W), upsampled bilinearly from the layer's (h, w) map;
+    with ``upsample=False``, (B, h, w). The layer must run once per forward pass
+    and return a (B, K, h, w) tensor. With ``average=False`` each position is
+    weighted by its own gradient instead of the channel's average gradient.
+    """
+    model, _ = _eval_model_and_targets(model, x, y)
+    check.module("layer", layer)
+    check.one_of("average", average, (True, False))
+    check.one_of("upsample", upsample, (True, False))
+    if not any(m is layer for m in model.modules()):
+        raise ValueError(f"layer must be a module inside model, got {type(layer).__name__} {layer}, "
+                         "which is not one of model.modules()")
+    captured: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        captured.append(output)
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        x = x.detach().requires_grad_(True)  # so that the activations are in a graph even with frozen weights
+        with torch.enable_grad():
+            scores = model(x).gather(1, y.to(x.device)[:, None])  # (B, 1): s_y of each image
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise ValueError(f"layer must run exactly once in model's forward pass, but it ran "
+                         f"{len(captured)} times: {type(layer).__name__} {layer}")
+    A = captured[0]
+    if not isinstance(A, torch.Tensor) or A.dim() != 4 or len(A) != len(x):
+        shape = tuple(A.shape) if isinstance(A, torch.Tensor) else type(A).__name__
+        raise ValueError(f"layer must output feature maps of shape (B, K, h, w) with B = {len(x)}, "
+                         f"got {shape}")
+    # image b's score depends on image b's maps only, so the gradient of the sum holds each one's own
+    (grad,) = torch.autograd.grad(scores.sum(), A)  # (B, K, h, w): d s_y / d A_k(i, j)
+    # alpha_k = (1 / hw) sum over (i, j) of d s_y / d A_k(i, j); without averaging, the gradient itself
+    alpha = grad.mean(dim=(2, 3), keepdim=True) if average else grad  # (B, K, 1, 1) or (B, K, h, w)
+    # map_ij = relu(sum over k of alpha_k A_k(i, j))
+    cam = torch.relu((alpha * A.detach()).sum(dim=1))  # (B, h, w)
+    if not upsample:
+        return cam
+    size = x.shape[-2:]
+    return F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]  # (B, H, W)

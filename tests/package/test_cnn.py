@@ -389,3 +389,100 @@ def test_saliency_and_occlusion_bad_inputs() -> None:
         (lambda: occlusion_map(model.eval(), x, y, patch=0), ValueError, "patch"),
         (lambda: occlusion_map("model", x, y), TypeError, "model"),
     ])
+
+
+from dlbook.cnn import grad_cam  # noqa: E402
+
+
+def _glyphnet_cam(model: GlyphNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CAM from the head weights: relu(sum over k of w_yk A_k) / (h w), A the last ReLU's maps."""
+    with torch.no_grad():
+        A = model.features[:8](x)  # (B, K, h, w), the maps that global average pooling sees
+        cam = torch.einsum("bk,bkij->bij", model.head.weight[y], A).clamp_min(0)
+    return cam / (A.shape[2] * A.shape[3])
+
+
+def test_grad_cam_of_a_global_average_pooling_net_is_cam() -> None:
+    torch.manual_seed(0)
+    model = GlyphNet(GlyphNetConfig(num_classes=5, channels=(8, 12, 16))).double().eval()
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # for each image, the class whose CAM peaks highest: not an all-zero map
+        A = model.features[:8](x)  # (3, K, 7, 7)
+        y = torch.einsum("ck,bkij->bcij", model.head.weight, A).amax(dim=(2, 3)).argmax(dim=1)
+    layer = model.features[7]  # the ReLU after the last convolution
+    cam = _glyphnet_cam(model, x, y)  # (3, 7, 7)
+    assert cam.amax(dim=(1, 2)).min() > 0  # not a trivially zero map
+    torch.testing.assert_close(grad_cam(model, x, y, layer, upsample=False), cam)
+    # the gradient is the same at every position, so weighting each position by its own changes nothing
+    torch.testing.assert_close(grad_cam(model, x, y, layer, average=False, upsample=False), cam)
+    expected = F.interpolate(cam[:, None], size=(28, 28), mode="bilinear", align_corners=False)[:, 0]
+    torch.testing.assert_close(grad_cam(model, x, y, layer), expected)
+    # the hook is gone afterwards
+    assert not layer._forward_hooks
+
+
+def test_grad_cam_of_a_hand_built_net() -> None:
+    # conv (2 channels, keeps 4x4) -> ReLU -> flatten -> linear: d s_y / d A is the head's weight row
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3)).double().eval()
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    y = torch.tensor([2, 0])
+    with torch.no_grad():
+        A = model[1](model[0](x))  # (2, 2, 4, 4)
+    for b in range(2):
+        g = model[3].weight[y[b]].detach().reshape(2, 4, 4)  # (K, h, w)
+        alpha = [g[k].sum() / 16 for k in range(2)]
+        by_hand = torch.clamp(alpha[0] * A[b, 0] + alpha[1] * A[b, 1], min=0)
+        local = torch.clamp(g[0] * A[b, 0] + g[1] * A[b, 1], min=0)
+        # the layer keeps the image size, so upsampling changes nothing
+        torch.testing.assert_close(grad_cam(model, x, y, model[1])[b], by_hand)
+        torch.testing.assert_close(grad_cam(model, x, y, model[1], average=False)[b], local)
+
+
+def test_grad_cam_shapes_signs_and_batches() -> None:
+    model = _small_cnn()
+    x = torch.rand(3, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    y = torch.tensor([1, 0, 4])
+    raw = grad_cam(model, x, y, model[2], upsample=False)  # after the pool: (3, 4, 4)
+    full = grad_cam(model, x, y, model[2])
+    assert raw.shape == (3, 4, 4) and full.shape == (3, 8, 8)
+    assert (raw >= 0).all() and (full >= 0).all()
+    # one image at a time gives the same maps: no cross-talk in the batch
+    torch.testing.assert_close(torch.cat([grad_cam(model, x[b:b + 1], y[b:b + 1], model[2]) for b in range(3)]), full)
+    # frozen weights still give gradients with respect to the maps
+    for p in model.parameters():
+        p.requires_grad_(False)
+    torch.testing.assert_close(grad_cam(model, x, y, model[2]), full)
+
+
+class _Twice(nn.Module):
+    """Runs one convolution twice and keeps an unused one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+        self.unused = nn.Conv2d(1, 1, 3, padding=1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(self.conv(x)))
+
+
+def test_grad_cam_bad_inputs() -> None:
+    model, x, y = _small_cnn(), torch.rand(2, 2, 8, 8, dtype=torch.float64), torch.tensor([0, 1])
+    twice, x1 = _Twice().double().eval(), torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    check_bad_inputs([
+        (lambda: grad_cam(model.train(), x, y, model[0]), ValueError, "eval"),
+        (lambda: grad_cam(model.eval(), x, y, nn.ReLU()), ValueError, "layer"),
+        (lambda: grad_cam(model.eval(), x, y, "conv"), TypeError, "layer"),
+        (lambda: grad_cam(model.eval(), x, y, model[4]), ValueError, "(B, K, h, w)"),
+        (lambda: grad_cam(model.eval(), x, y, model[0], average="yes"), ValueError, "average"),
+        (lambda: grad_cam(model.eval(), x, y, model[0], upsample=None), ValueError, "upsample"),
+        (lambda: grad_cam(model.eval(), x[0], y, model[0]), ValueError, "x"),
+        (lambda: grad_cam(model.eval(), x, y.double(), model[0]), TypeError, "y"),
+        (lambda: grad_cam("model", x, y, model[0]), TypeError, "model"),
+        (lambda: grad_cam(twice, x1, y, twice.unused), ValueError, "0 times"),
+        (lambda: grad_cam(twice, x1, y, twice.conv), ValueError, "2 times"),
+    ])
+    # hooks are removed even when the call fails
+    assert not twice.conv._forward_hooks and not model[4]._forward_hooks
