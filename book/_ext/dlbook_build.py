@@ -1134,4 +1134,6 @@ def setup(app: Sphinx) -> dict:
     app.add_node(BuildReportNode)
     app.add_directive("dlbook-build-report", BuildReportDirective)
     app.add_post_transform(BuildReportTransform)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version 2: the report page registers MyST-NB's execution-table key; a saved
+    # environment from before that is read again once, so the page gets the key.
+    return {"version": "1.0", "env_version": 2, "parallel_read_safe": True, "parallel_write_safe": True}
